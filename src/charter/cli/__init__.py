@@ -1,0 +1,1 @@
+"""The `charter` command line: translates arguments and output, delegates to the services."""
