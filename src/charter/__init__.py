@@ -1,0 +1,1 @@
+"""Charter: identity and access management whose configuration is a written access charter."""

@@ -9,7 +9,8 @@ import sys
 import click
 
 from charter import documents
-from charter.clock import SystemClock, today
+from charter.clock import SystemClock
+from charter.clock import today as clock_today
 from charter.language import ast
 from charter.language.consolidate import consolidate, render, to_json
 from charter.language.errors import CharterError, Diagnostic
@@ -52,16 +53,15 @@ def _usage(message: str) -> None:
 @cli.command("check")
 @click.argument("files", nargs=-1, required=True)
 @click.option("--directory", "directory_file", metavar="FILE", help="YAML or JSON directory to check names against.")
-@click.option("--today", type=DATE, help="Check dates as if today were this date (default: the system clock).")
-def check_command(files: tuple[str, ...], directory_file: str | None, today_date: dt.date | None = None, **kw) -> None:
+@click.option("--today", "today", type=DATE, help="Check dates as if today were this date (default: the system clock).")
+def check_command(files: tuple[str, ...], directory_file: str | None, today: dt.date | None) -> None:
     """Check charters and amendments: syntax, clause numbers, names, dates, shadowed clauses.
 
     Amendments are checked against the charter given with them.
     """
-    today_date = kw.get("today") or today_date or today(SystemClock())
     try:
         directory = documents.load_directory_file(directory_file) if directory_file else None
-        report = documents.check_files(files, directory, today_date)
+        report = documents.check_files(files, directory, today or clock_today(SystemClock()))
     except documents.UsageError as error:
         _usage(str(error))
     except CharterError as error:
@@ -108,7 +108,7 @@ def fmt_command(files: tuple[str, ...], check_only: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: each clause with its text and origin.")
 def consolidate_command(charter_file: str, amendment_files: tuple[str, ...], as_of: dt.date | None, as_json: bool) -> None:
     """Print the text in force on a date: the charter with every amendment effective by then folded in."""
-    as_of = as_of or today(SystemClock())
+    as_of = as_of or clock_today(SystemClock())
     files = [_load_or_exit(p) for p in (charter_file, *amendment_files)]
     charter, amendments = files[0], files[1:]
     if not isinstance(charter.document, ast.Charter):

@@ -1,0 +1,1 @@
+"""The directory: users, groups, services, partners, their attributes, owners and lifecycle."""
