@@ -1,0 +1,63 @@
+"""What a decision is asked about: a subject, an action, a resource and the request's context."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from types import MappingProxyType
+
+_EMPTY: Mapping[str, object] = MappingProxyType({})
+
+
+class Context:
+    """Facts about the request itself: MFA, source address, time, token scopes, resource attributes.
+
+    `time` overrides the snapshot's clock for this request (to ask "would this be allowed at T?").
+    `resource_attributes` add to (and override) what the directory holds about the resource.
+    """
+
+    __slots__ = ("mfa", "ip", "time", "scopes", "resource_attributes")
+
+    def __init__(
+        self,
+        mfa: bool = False,
+        ip: str | None = None,
+        time: dt.datetime | None = None,
+        scopes: frozenset[str] = frozenset(),
+        resource_attributes: Mapping[str, object] = _EMPTY,
+    ):
+        if time is not None and time.tzinfo is None:
+            raise ValueError("Context.time must be timezone-aware")
+        self.mfa = mfa
+        self.ip = ip
+        self.time = time
+        self.scopes = scopes
+        self.resource_attributes = resource_attributes
+
+    def __repr__(self) -> str:
+        return (
+            f"Context(mfa={self.mfa!r}, ip={self.ip!r}, time={self.time!r}, scopes={set(self.scopes)!r}, "
+            f"resource_attributes={dict(self.resource_attributes)!r})"
+        )
+
+
+NO_CONTEXT = Context()
+
+
+class Request:
+    """`subject_type` is "user", "service" or "partner"; ids are directory ids; resources are names like "db:prod/orders"."""
+
+    __slots__ = ("subject_type", "subject", "action", "resource", "context")
+
+    def __init__(self, subject: str, action: str, resource: str, context: Context = NO_CONTEXT, subject_type: str = "user"):
+        self.subject_type = subject_type
+        self.subject = subject
+        self.action = action
+        self.resource = resource
+        self.context = context
+
+    def __repr__(self) -> str:
+        return f"Request({self.subject_type}:{self.subject} {self.action} {self.resource!r})"
+
+    def describe(self) -> str:
+        return f'{self.subject_type} "{self.subject}" {self.action} "{self.resource}"'
