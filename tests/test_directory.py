@@ -43,7 +43,7 @@ def test_list_shorthand_attribute_values_and_state():
         ({"users": {"u": {"state": "gone"}}}, 'users.u.state: expected active, disabled or left, found "gone"', None),
         ({"users": {"u": {"attributes": {"a": {"b": 1}}}}}, "users.u.attributes.a: expected a text value or a list of them, found a mapping", None),
         ({"groups": {"a": {"groups": ["b"]}, "b": {"groups": ["a"]}}}, "groups.a.groups: groups are nested in a cycle: a -> b -> a", None),
-        ([1, 2], "(top): expected a mapping with users, groups, services, partners, found a list", None),
+        ([1, 2], "(top): expected a mapping with users, groups, services, partners, resources, found a list", None),
     ],
 )
 def test_bad_directories_name_the_entry(data, message, hint):

@@ -53,6 +53,15 @@ class UsageError(Exception):
     """A file could not be read at all (missing, unreadable, not UTF-8)."""
 
 
+class Findings(Exception):
+    """Documents that could not be used, with each finding and the text of the files they point into."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic], sources: dict[str, str]):
+        super().__init__("\n".join(d.headline() for d in diagnostics))
+        self.diagnostics = tuple(diagnostics)
+        self.sources = sources
+
+
 def read_text(path: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
@@ -122,3 +131,37 @@ def _pair(charters: list[SourceFile], amendments: list[SourceFile]) -> list[tupl
         if pair is not None:
             pair[1].append(amendment)
     return list(by_name.values())
+
+
+def load_version(charter_path: str, amendment_paths: Sequence[str], as_of: dt.date | None):
+    """The charter version in force on `as_of` from files; raises Findings or UsageError."""
+    from charter.language.consolidate import consolidate
+
+    files = [load(p) for p in (charter_path, *amendment_paths)]
+    sources = {f.name: f.text for f in files}
+    bad = [d for f in files for d in f.diagnostics]
+    if bad:
+        raise Findings(bad, sources)
+    charter, amendments = files[0], files[1:]
+    if not isinstance(charter.document, ast.Charter):
+        raise UsageError(f"{charter_path}: expected a charter, found an amendment")
+    for amendment in amendments:
+        if not isinstance(amendment.document, ast.Amendment):
+            raise UsageError(f"{amendment.name}: expected an amendment, found a charter")
+    try:
+        return consolidate(
+            charter.document,
+            [a.document for a in amendments],  # type: ignore[misc]
+            as_of,
+            {a.document.number: a.name for a in amendments},  # type: ignore[union-attr]
+            charter.name,
+        )
+    except CharterError as error:
+        raise Findings(error.diagnostics, sources) from None
+
+
+def expectation_files_beside(charter_path: str) -> list[str]:
+    """`acme.charter` keeps its policy tests in `acme.expect` and `acme.*.expect` beside it."""
+    path = Path(charter_path)
+    stem = path.name.rsplit(".", 1)[0]
+    return sorted(str(p) for p in path.parent.glob("*.expect") if p.name == f"{stem}.expect" or p.name.startswith(f"{stem}."))

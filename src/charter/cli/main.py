@@ -123,6 +123,7 @@ def consolidate_command(charter_file: str, amendment_files: tuple[str, ...], as_
             [a.document for a in amendments],  # type: ignore[misc]
             as_of,
             {a.document.number: a.name for a in amendments},  # type: ignore[union-attr]
+            charter.name,
         )
     except CharterError as error:
         _show(error.diagnostics, sources)
@@ -131,6 +132,101 @@ def consolidate_command(charter_file: str, amendment_files: tuple[str, ...], as_
         click.echo(json.dumps(to_json(version), indent=2))
     else:
         click.echo(render(version), nl=False)
+
+
+def _subject(text: str) -> tuple[str, str]:
+    kind, _, name = text.partition(":")
+    if name and kind in ("user", "service", "partner"):
+        return kind, name
+    return "user", text
+
+
+def _snapshot(charter_file: str, amendment_files: tuple[str, ...], directory_file: str | None, at: dt.datetime):
+    from charter.clock import FixedClock
+    from charter.directory.model import EMPTY_DIRECTORY
+    from charter.policy.snapshot import compile_snapshot
+
+    try:
+        version = documents.load_version(charter_file, amendment_files, at.date())
+        directory = documents.load_directory_file(directory_file) if directory_file else EMPTY_DIRECTORY
+    except documents.UsageError as error:
+        _usage(str(error))
+    except documents.Findings as error:
+        _show(error.diagnostics, error.sources)
+        sys.exit(FINDINGS)
+    except CharterError as error:
+        _show(error.diagnostics, {})
+        sys.exit(FINDINGS)
+    return compile_snapshot(version, directory, clock=FixedClock(at))
+
+
+def _moment(value: str | None) -> dt.datetime:
+    if value is None:
+        return SystemClock().now()
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        _usage(f"{value!r} is not a date or time such as 2026-12-16 or 2026-12-16T10:00Z")
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+@cli.command("explain")
+@click.option("--charter", "charter_file", required=True, metavar="FILE")
+@click.option("--amendment", "amendment_files", multiple=True, metavar="FILE", help="Amendments to fold in (repeatable).")
+@click.option("--directory", "directory_file", metavar="FILE", help="YAML or JSON directory.")
+@click.option("--subject", required=True, help='A user id, or "service:ID" / "partner:ID".')
+@click.option("--action", required=True)
+@click.option("--resource", required=True)
+@click.option("--mfa", is_flag=True, help="The request was authenticated with MFA.")
+@click.option("--ip", help="The request's source address.")
+@click.option("--scope", "scopes", multiple=True, help="A scope the token carries (repeatable).")
+@click.option("--at", "at_text", metavar="TIME", help="When the request is made (ISO 8601; default now).")
+def explain_command(charter_file, amendment_files, directory_file, subject, action, resource, mfa, ip, scopes, at_text):
+    """Decide one request and show every clause considered and why it applied or not."""
+    from charter.policy.explain import explain
+    from charter.policy.request import Context, Request
+
+    at = _moment(at_text)
+    snapshot = _snapshot(charter_file, amendment_files, directory_file, at)
+    kind, name = _subject(subject)
+    request = Request(name, action, resource, Context(mfa=mfa, ip=ip, time=at, scopes=frozenset(scopes)), kind)
+    click.echo(explain(snapshot, request).render())
+
+
+@cli.command("test")
+@click.argument("charter_file", metavar="CHARTER")
+@click.argument("amendment_files", metavar="[AMENDMENT]...", nargs=-1)
+@click.option("--expectations", "expectation_files", multiple=True, metavar="FILE", help="Default: CHARTER's stem .expect files.")
+@click.option("--directory", "directory_file", metavar="FILE", help="Overrides the expectation file's Directory line.")
+def test_command(charter_file, amendment_files, expectation_files, directory_file):
+    """Run policy tests: each `Expect allow/deny [by clause N]: ...` line against the charter."""
+    from pathlib import Path
+
+    from charter.language.expectations import parse_expectations
+    from charter.policy import testing
+
+    paths = list(expectation_files) or documents.expectation_files_beside(charter_file)
+    if not paths:
+        _usage(f"no expectation files: none beside {charter_file} and no --expectations given")
+    failures = total = 0
+    for path in paths:
+        text = _read(path)
+        try:
+            suite = parse_expectations(text, path)
+        except CharterError as error:
+            _show(error.diagnostics, {path: text})
+            sys.exit(FINDINGS)
+        directory = directory_file or (str(Path(path).parent / suite.directory) if suite.directory else None)
+        at = suite.as_of or SystemClock().now()
+        snapshot = _snapshot(charter_file, amendment_files, directory, at)
+        for outcome in testing.run(snapshot, suite.expectations):
+            total += 1
+            if not outcome.passed:
+                failures += 1
+                line = outcome.expectation.span.line
+                click.echo(f"FAIL {path}:{line}: {outcome.expectation.text}\n{outcome.describe()}")
+    click.echo(f"{total - failures} passed, {failures} failed")
+    sys.exit(FINDINGS if failures else OK)
 
 
 def _read(path: str) -> str:

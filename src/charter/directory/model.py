@@ -12,6 +12,8 @@ rejects bad shapes with the path of the bad entry. The file format:
       billing-api: {owner: alice}
     partners:
       acme-logistics: {owner: bob}
+    resources:
+      "db:prod/orders": {owner: alice, attributes: {env: prod}}
 
 A list of names is accepted wherever a mapping of entries is (`groups: [sre, ops]`).
 """
@@ -63,11 +65,27 @@ class Group:
 
 
 @dataclass(frozen=True, slots=True)
+class Resource:
+    """What the directory knows about a resource: its owner and attributes (tags) conditions can test."""
+
+    id: str
+    attributes: Mapping[str, AttributeValue] = field(default_factory=lambda: MappingProxyType({}))
+    owner: str | None = None
+
+    def condition_attributes(self) -> Mapping[str, AttributeValue]:
+        """The attributes as conditions see them: `owner` included."""
+        if self.owner is None:
+            return self.attributes
+        return MappingProxyType({**self.attributes, "owner": self.owner})
+
+
+@dataclass(frozen=True, slots=True)
 class Directory:
     users: Mapping[str, Identity]
     groups: Mapping[str, Group]
     services: Mapping[str, Identity]
     partners: Mapping[str, Identity]
+    resources: Mapping[str, Resource] = field(default_factory=lambda: MappingProxyType({}))
 
     def names(self) -> KnownNames:
         return KnownNames(
@@ -78,8 +96,8 @@ class Directory:
         )
 
 
-EMPTY_DIRECTORY = Directory({}, {}, {}, {})
-_SECTIONS = ("users", "groups", "services", "partners")
+EMPTY_DIRECTORY = Directory({}, {}, {}, {}, {})
+_SECTIONS = ("users", "groups", "services", "partners", "resources")
 _ENTRY_KEYS = {"groups", "attributes", "owner", "state"}
 
 
@@ -119,11 +137,13 @@ def _load(data: object) -> Directory:
                 if parent not in groups:
                     raise _Bad(f"{section}.{entry_id}.groups", f'unknown group "{parent}"', did_you_mean(parent, groups))
     _reject_cycles(groups)
+    resources = {rid: _resource(rid, entry) for rid, entry in sections["resources"].items()}
     return Directory(
         users=MappingProxyType(identities["users"]),
         groups=MappingProxyType(groups),
         services=MappingProxyType(identities["services"]),
         partners=MappingProxyType(identities["partners"]),
+        resources=MappingProxyType(resources),
     )
 
 
@@ -199,6 +219,14 @@ def _group(gid: str, entry: Mapping) -> Group:
         _attributes(entry.get("attributes"), f"{path}.attributes"),
         _owner(entry.get("owner"), f"{path}.owner"),
     )
+
+
+def _resource(rid: str, entry: Mapping) -> Resource:
+    path = f"resources.{rid}"
+    for key in ("groups", "state"):
+        if key in entry:
+            raise _Bad(f"{path}.{key}", "resources have only attributes and an owner")
+    return Resource(rid, _attributes(entry.get("attributes"), f"{path}.attributes"), _owner(entry.get("owner"), f"{path}.owner"))
 
 
 def _identity(iid: str, kind: IdentityKind, entry: Mapping, section: str) -> Identity:

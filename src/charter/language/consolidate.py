@@ -90,6 +90,7 @@ def consolidate(
     amendments: Sequence[ast.Amendment] = (),
     as_of: dt.date | None = None,
     source_names: Mapping[int, str] | None = None,
+    charter_source: str = "<charter>",
 ) -> Consolidated:
     """The charter as amended by every amendment effective on or before `as_of` (all of them if None)."""
     names = source_names or {}
@@ -101,6 +102,7 @@ def consolidate(
                 f'Charter "{charter.name}" is not in force on {as_of.isoformat()}: '
                 f"it takes effect on {charter.effective.isoformat()}",
                 charter.span,
+                charter_source,
                 code="consolidate.not-in-force",
             )
         )
@@ -206,7 +208,13 @@ def _apply(
         touched.add(number)
         if isinstance(change, ast.InsertClause):
             if number in in_force:
-                error(change, f"clause {number} already exists: use \"Replace clause {number} with:\"", "amend.insert-exists")
+                error(
+                    change,
+                    f"cannot insert clause {number}: the charter already has a clause {number}",
+                    "amend.insert-exists",
+                    hint=f'to change it, write "Replace clause {number} with: ..."; to add a clause, insert clause '
+                    f"{max([*in_force, *struck]) + 1}",
+                )
             elif number in struck:
                 error(
                     change,

@@ -374,7 +374,7 @@ def compile_snapshot(
         grants={k: tuple(v) for k, v in active.items()},
         rules=tuple(rules),
         dropped=dropped,
-        resources=resources or {},
+        resources=resources if resources is not None else {r.id: r.condition_attributes() for r in directory.resources.values()},
         obligations=tuple(
             ast.Clause(c.number, c.sentence)
             for c in version.clauses
