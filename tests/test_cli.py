@@ -125,3 +125,20 @@ def test_installed_console_script():
     done = subprocess.run([script, "--help"], capture_output=True, text=True)
     assert done.returncode == 0
     assert "consolidate" in done.stdout
+
+
+def test_consolidate_refuses_an_amendment_the_checker_refuses(tmp_path):
+    charter = tmp_path / "t.charter"
+    charter.write_text(
+        'Charter "T".\n  Effective 2026-01-01.\n  Amendments are approved by 2 members of group "security".\n\n'
+        'Clause 1. Users may read "a".\n'
+    )
+    weak = tmp_path / "5.amendment"
+    weak.write_text(
+        'Amendment 5 to Charter "T".\n  Effective 2026-06-01.\n  Reason "r".\n'
+        '  Approved by 1 member of group "security".\nStrike clause 1.\n'
+    )
+    result = run("consolidate", str(charter), str(weak), "--as-of", "2026-07-01")
+    assert result.exit_code == 1
+    assert "the charter requires at least 2" in result.output
+    assert "Clause 1." not in result.output  # nothing of the version is printed

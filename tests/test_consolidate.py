@@ -112,7 +112,7 @@ def test_inserting_an_existing_or_struck_number_fails(acme, amendment4):
         'Insert clause 3: Users may read "x".\nInsert clause 15: Users may read "y".\n'
     )
     assert _errors(acme, [amendment4, bad]) == [
-        'clause 3 already exists: use "Replace clause 3 with:"',
+        "cannot insert clause 3: the charter already has a clause 3",
         "clause 15 was struck by amendment 4; struck numbers are not reused",
     ]
 

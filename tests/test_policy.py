@@ -166,7 +166,7 @@ def test_condition_failures_are_named():
     )
     assert decide(s, "bob", resource="tickets/1").reasons == ("clause 1 would allow it, but needs MFA",)
     evening = decide(s, "bob", resource="tickets/1", mfa=True, time=WEDNESDAY_10.replace(hour=19))
-    assert evening.reasons == ("clause 1 would allow it, but outside weekdays 08:00-18:00 UTC (it is 19:00 UTC)",)
+    assert evening.reasons == ("clause 1 would allow it, but outside weekdays 08:00-18:00 UTC (it is Wednesday 19:00 UTC)",)
     assert decide(s, "bob", resource="tickets/1", mfa=True).allowed
     remote = decide(s, "billing", resource="db:prod/invoices", subject_type="service", ip="192.168.1.4")
     assert remote.reasons == ("clause 2 would allow it, but network 192.168.1.4 not in 10.0.0.0/8",)
@@ -179,6 +179,15 @@ def test_time_windows_use_their_zone_and_wrap_midnight():
     assert decide(s, resource="night/a", time=dt.datetime(2026, 12, 2, 21, 30, tzinfo=dt.UTC)).allowed
     assert decide(s, resource="night/a", time=dt.datetime(2026, 12, 3, 4, 59, tzinfo=dt.UTC)).allowed
     assert not decide(s, resource="night/a", time=dt.datetime(2026, 12, 3, 5, 0, tzinfo=dt.UTC)).allowed
+
+
+def test_an_overnight_window_belongs_to_the_day_it_opens():
+    s = snapshot('Users may read "batch/*" on Friday between 22:00 and 02:00 UTC.')
+    friday_late = dt.datetime(2026, 12, 4, 23, 0, tzinfo=dt.UTC)
+    assert decide(s, resource="batch/a", time=friday_late).allowed
+    assert decide(s, resource="batch/a", time=friday_late + dt.timedelta(hours=2, minutes=30)).allowed  # Saturday 01:30
+    assert not decide(s, resource="batch/a", time=dt.datetime(2026, 12, 4, 1, 0, tzinfo=dt.UTC)).allowed  # Friday 01:00
+    assert not decide(s, resource="batch/a", time=dt.datetime(2026, 12, 5, 23, 0, tzinfo=dt.UTC)).allowed  # Saturday 23:00
 
 
 def test_subject_and_resource_attributes_and_relations():

@@ -134,7 +134,11 @@ def _pair(charters: list[SourceFile], amendments: list[SourceFile]) -> list[tupl
 
 
 def load_version(charter_path: str, amendment_paths: Sequence[str], as_of: dt.date | None):
-    """The charter version in force on `as_of` from files; raises Findings or UsageError."""
+    """The charter version in force on `as_of` from files; raises Findings or UsageError.
+
+    The charter and every amendment must pass the checker without errors first (warnings are
+    allowed), so a document the checker refuses never takes effect, even in part.
+    """
     from charter.language.consolidate import consolidate
 
     files = [load(p) for p in (charter_path, *amendment_paths)]
@@ -148,6 +152,9 @@ def load_version(charter_path: str, amendment_paths: Sequence[str], as_of: dt.da
     for amendment in amendments:
         if not isinstance(amendment.document, ast.Amendment):
             raise UsageError(f"{amendment.name}: expected an amendment, found a charter")
+    errors = [d for d in check_one(charter, amendments, None, None).diagnostics if d.is_error]
+    if errors:
+        raise Findings(errors, sources)
     try:
         return consolidate(
             charter.document,

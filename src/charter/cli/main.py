@@ -11,8 +11,7 @@ import click
 from charter import documents
 from charter.clock import SystemClock
 from charter.clock import today as clock_today
-from charter.language import ast
-from charter.language.consolidate import consolidate, render, to_json
+from charter.language.consolidate import render, to_json
 from charter.language.errors import CharterError, Diagnostic
 from charter.language.formatter import format_document
 
@@ -109,24 +108,12 @@ def fmt_command(files: tuple[str, ...], check_only: bool) -> None:
 def consolidate_command(charter_file: str, amendment_files: tuple[str, ...], as_of: dt.date | None, as_json: bool) -> None:
     """Print the text in force on a date: the charter with every amendment effective by then folded in."""
     as_of = as_of or clock_today(SystemClock())
-    files = [_load_or_exit(p) for p in (charter_file, *amendment_files)]
-    charter, amendments = files[0], files[1:]
-    if not isinstance(charter.document, ast.Charter):
-        _usage(f"{charter_file}: expected a charter first, found an amendment")
-    for amendment in amendments:
-        if not isinstance(amendment.document, ast.Amendment):
-            _usage(f"{amendment.name}: expected an amendment, found a charter")
-    sources = {f.name: f.text for f in files}
     try:
-        version = consolidate(
-            charter.document,  # type: ignore[arg-type]
-            [a.document for a in amendments],  # type: ignore[misc]
-            as_of,
-            {a.document.number: a.name for a in amendments},  # type: ignore[union-attr]
-            charter.name,
-        )
-    except CharterError as error:
-        _show(error.diagnostics, sources)
+        version = documents.load_version(charter_file, amendment_files, as_of)
+    except documents.UsageError as error:
+        _usage(str(error))
+    except documents.Findings as error:
+        _show(error.diagnostics, error.sources)
         sys.exit(FINDINGS)
     if as_json:
         click.echo(json.dumps(to_json(version), indent=2))
@@ -235,14 +222,6 @@ def _read(path: str) -> str:
     except documents.UsageError as error:
         _usage(str(error))
         raise  # unreachable: _usage exits
-
-
-def _load_or_exit(path: str) -> documents.SourceFile:
-    source = documents.load(path, _read(path))
-    if source.document is None:
-        _show(source.diagnostics, {path: source.text})
-        sys.exit(FINDINGS)
-    return source
 
 
 def _count(n: int, noun: str) -> str:

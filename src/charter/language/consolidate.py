@@ -106,6 +106,20 @@ def consolidate(
                 code="consolidate.not-in-force",
             )
         )
+    first_at: dict[int, ast.Clause] = {}
+    for clause in charter.clauses:  # two clauses under one number: the later must not silently replace the earlier
+        if clause.number in first_at:
+            errors.append(
+                Diagnostic(
+                    Severity.ERROR,
+                    f"clause {clause.number} is numbered twice (first at line {first_at[clause.number].span.line})",
+                    clause.span,
+                    charter_source,
+                    clause=clause.number,
+                    code="consolidate.duplicate-clause",
+                )
+            )
+        first_at.setdefault(clause.number, clause)
     if errors:
         raise CharterError(errors)
 

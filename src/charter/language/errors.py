@@ -53,10 +53,10 @@ class Diagnostic:
 
 
 def _excerpt(source: str, span: Span) -> list[str]:
-    text_lines = source.splitlines()
+    text_lines = source.split("\n")  # as the lexer counts lines: "\x0c" or "\u2028" ends none
     if not 0 < span.line <= len(text_lines):
         return []
-    line = text_lines[span.line - 1].expandtabs(1)
+    line = text_lines[span.line - 1].rstrip("\r").expandtabs(1)
     line_start = span.start - (span.column - 1)
     line_end = line_start + len(line)
     width = max(1, min(span.end, line_end) - span.start)
@@ -92,7 +92,18 @@ def suggest(word: str, candidates: Iterable[str]) -> str | None:
     if word.lower() in by_lower:
         return by_lower[word.lower()]
     found = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.7)
-    return by_lower[found[0]] if found else None
+    if found:
+        return by_lower[found[0]]
+    swapped = [c for c in by_lower if _one_swap(word.lower(), c)]
+    return by_lower[swapped[0]] if swapped else None
+
+
+def _one_swap(a: str, b: str) -> bool:
+    """Whether `a` is `b` with two adjacent letters swapped ("mya" for "may"), a typo difflib rates low."""
+    if len(a) != len(b) or len(a) < 2:
+        return False
+    diffs = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+    return len(diffs) == 2 and diffs[1] == diffs[0] + 1 and a[diffs[0]] == b[diffs[1]] and a[diffs[1]] == b[diffs[0]]
 
 
 def did_you_mean(word: str, candidates: Iterable[str], quote: bool = True) -> str | None:

@@ -1,8 +1,11 @@
 """Canonical text for charters and amendments: one spelling per meaning, wrapped at 80 columns.
 
-`parse(format_document(d)) == d` for every document, and formatting is
-idempotent. `format_sentence` gives one clause body on one line, for messages
-and decision explanations.
+`parse(format_document(d)) == d` for every document the language can express,
+and formatting is idempotent. A tree the text cannot carry (a time window with
+neither days nor times, `is` with two values, a revoked group narrowed by
+`whose`, ...) raises ValueError rather than being written as something else.
+`format_sentence` gives one clause body on one line, for messages and decision
+explanations.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ def format_document(document: ast.Document) -> str:
 
 
 def format_charter(charter: ast.Charter) -> str:
+    if not charter.clauses:
+        raise _inexpressible("a charter without clauses")
     lines = _comment_lines(charter.comments)
     lines.append(f"Charter {quote(charter.name)}.")
     lines.append(f"  Effective {charter.effective.isoformat()}.")
@@ -40,6 +45,8 @@ def format_charter(charter: ast.Charter) -> str:
 
 
 def format_amendment(amendment: ast.Amendment) -> str:
+    if not amendment.changes:
+        raise _inexpressible("an amendment without changes")
     lines = _comment_lines(amendment.comments)
     lines.append(f"Amendment {amendment.number} to Charter {quote(amendment.charter_name)}.")
     lines.append(f"  Effective {amendment.effective.isoformat()}.")
@@ -161,6 +168,8 @@ def _mfa_requirement(m: ast.MfaRequirement) -> str:
 
 
 def _session_limits(s: ast.SessionLimits) -> str:
+    if s.absolute is None and s.idle is None:
+        raise _inexpressible("session limits with neither an absolute nor an idle limit")
     parts = []
     if s.absolute is not None:
         parts.append(f"after {format_duration(s.absolute)}")
@@ -170,7 +179,8 @@ def _session_limits(s: ast.SessionLimits) -> str:
 
 
 def _lockout(lock: ast.Lockout) -> str:
-    return f"Accounts lock for {format_duration(lock.duration)} after {lock.attempts} failed logins"
+    logins = "login" if lock.attempts == 1 else "logins"
+    return f"Accounts lock for {format_duration(lock.duration)} after {lock.attempts} failed {logins}"
 
 
 def _retention(r: ast.Retention) -> str:
@@ -201,9 +211,12 @@ def _recovery(r: ast.Recovery) -> str:
 
 
 def _revocation(r: ast.Revocation) -> str:
-    return f"{format_subject(r.subject)} is revoked" if r.subject.kind is not ast.SubjectKind.GROUP else (
-        f"Group {quote(r.subject.name or '')} is revoked"
-    )
+    if r.subject.where or r.subject.kind not in _NAMED:
+        raise _inexpressible(f"the revocation of {format_subject(r.subject, lowercase=True)}")
+    subject = format_subject(r.subject)  # "Members of group" for a group: revoked is the group itself
+    if r.subject.kind is ast.SubjectKind.GROUP:
+        subject = f"Group {quote(r.subject.name or '')}"
+    return f"{subject} is revoked"
 
 
 _SENTENCES = {
@@ -229,8 +242,13 @@ _SENTENCES = {
 # --- parts ---------------------------------------------------------------------------
 
 
+_NAMED = (ast.SubjectKind.GROUP, ast.SubjectKind.USER, ast.SubjectKind.SERVICE, ast.SubjectKind.PARTNER)
+
+
 def format_subject(subject: ast.Subject, lowercase: bool = False) -> str:
     kind = subject.kind
+    if (kind in _NAMED) != (subject.name is not None):
+        raise _inexpressible(f"a subject of kind {kind.value} {'without' if kind in _NAMED else 'with'} a name")
     if kind is ast.SubjectKind.GROUP:
         text = f"Members of group {quote(subject.name or '')}"
     elif kind is ast.SubjectKind.USERS:
@@ -245,11 +263,16 @@ def format_subject(subject: ast.Subject, lowercase: bool = False) -> str:
 
 
 def _owner(subject: ast.Subject) -> str:
+    if subject.where or subject.kind not in (ast.SubjectKind.GROUP, ast.SubjectKind.USER):
+        raise _inexpressible(f"{format_subject(subject, lowercase=True)} as an owner (owners are groups or users)")
+    format_subject(subject)  # refuses a nameless one
     return f"{subject.kind.value} {quote(subject.name or '')}"
 
 
 def _attribute_test(test: ast.AttributeTest, bare: bool) -> str:
     name = attribute_name(test.attribute, bare)
+    if len(test.values) != 1 and (test.comparison is not ast.Comparison.IS_ONE_OF or not test.values):
+        raise _inexpressible(f'"{test.comparison.value}" with {len(test.values)} values')
     if test.comparison is ast.Comparison.IS_ONE_OF:
         return f"{name} is one of " + ", ".join(quote(v) for v in test.values)
     return f"{name} {test.comparison.value} {quote(test.values[0])}"
@@ -283,6 +306,10 @@ def format_condition(condition: ast.Condition) -> str:
 
 
 def _time_window(w: ast.TimeWindow) -> str:
+    if (w.start is None) != (w.end is None) or (w.start is not None and w.start == w.end):
+        raise _inexpressible(f"a time window from {w.start} to {w.end}")
+    if not w.days and w.start is None:
+        raise _inexpressible("a time window with neither days nor times")
     parts = []
     if w.days == (0, 1, 2, 3, 4):
         parts.append("on weekdays")
@@ -304,9 +331,10 @@ def _conditions(conditions: tuple[ast.Condition, ...]) -> str:
 def _validity(validity: ast.Validity | None) -> str:
     if validity is None:
         return ""
+    if (validity.duration is None) == (validity.until is None):
+        raise _inexpressible("a validity with both or neither of a duration and a date")
     if validity.duration is not None:
         return f" for {format_duration(validity.duration)}"
-    assert validity.until is not None
     return f" until {validity.until.isoformat()}"
 
 
@@ -316,6 +344,8 @@ def format_duration(duration: ast.Duration) -> str:
 
 
 def format_quorums(quorums: tuple[ast.Quorum, ...]) -> str:
+    if not quorums:
+        raise _inexpressible("an empty list of approvers")
     return " and ".join(
         f"{q.count} {'member' if q.count == 1 else 'members'} of group {quote(q.group)}" for q in quorums
     )
@@ -327,6 +357,8 @@ def _resources(resources: tuple[str, ...]) -> str:
 
 def _join(items) -> str:
     items = list(items)
+    if not items:
+        raise _inexpressible("an empty list (of actions, resources, networks, owners, days ...)")
     if len(items) == 1:
         return items[0]
     return ", ".join(items[:-1]) + " and " + items[-1]
@@ -337,3 +369,7 @@ def quote(text: str) -> str:
         raise ValueError(f"a quoted string cannot hold a line break: {text!r}")
     escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\u201d", "\\\u201d")
     return f'"{escaped}"'
+
+
+def _inexpressible(what: str) -> ValueError:
+    return ValueError(f"the charter language cannot express {what}")

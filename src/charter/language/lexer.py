@@ -6,11 +6,13 @@ the parser can attach them to the clause that follows.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import re
 from dataclasses import dataclass
 from enum import Enum
 
-from charter.language.ast import Span
+from charter.language.ast import Span, TimeUnit
 from charter.language.errors import CharterError, Diagnostic, Severity
 
 
@@ -58,13 +60,13 @@ _TOKEN = re.compile(
     (?P<space>[ \t\r\f\v]+)
   | (?P<newline>\n)
   | (?P<comment>\#[^\n]*)
-  | (?P<string>["\u201c](?:[^"\u201d\\\n]|\\.)*["\u201d])
+  | (?P<string>["\u201c](?:[^"\u201d\\\r\n]|\\[^\r\n])*["\u201d])
   | (?P<open_string>["\u201c])
-  | (?P<date>\d{4}-\d{2}-\d{2}(?![\w-]))
-  | (?P<ipv4>\d{1,3}(?:\.\d{1,3}){3}(?:/\d{1,2})?(?![\w/]))
-  | (?P<ipv6>(?:[0-9A-Fa-f]{1,4})?(?::[0-9A-Fa-f]{0,4}){2,7}(?:/\d{1,3})?(?![\w:/]))
-  | (?P<time>\d{1,2}:\d{2}(?![\w:]))
-  | (?P<number>\d+(?![\w/-]|\.\d|:\d))
+  | (?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2}(?![\w-]))
+  | (?P<ipv4>[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?:/[0-9]{1,2})?(?![\w/]))
+  | (?P<ipv6>(?:[0-9A-Fa-f]{1,4})?(?::[0-9A-Fa-f]{0,4}){2,7}(?:(?:\.[0-9]{1,3}){3})?(?:/[0-9]{1,3})?(?![\w:/]))
+  | (?P<time>[0-9]{1,2}:[0-9]{2}(?![\w:]))
+  | (?P<number>[0-9]+(?![\w/-]|\.[0-9]|:[0-9]))
   | (?P<word>[A-Za-z][A-Za-z0-9_+\-]*(?:['\u2019][A-Za-z]+)?(?:/[A-Za-z0-9_+\-]+)*)
   | (?P<punct>[.,;:])
     """,
@@ -101,7 +103,7 @@ def tokenize(source: str, source_name: str = "<text>") -> tuple[list[Token], lis
         if group == "newline":
             line, line_start = line + 1, end
         elif group == "comment":
-            text = found.group()[1:]
+            text = found.group()[1:].rstrip("\r")  # a CRLF line's "\r" is no part of the comment
             comments.append(Comment(line, text[1:] if text.startswith(" ") else text))
         elif group == "open_string":
             raise CharterError(
@@ -119,7 +121,9 @@ def tokenize(source: str, source_name: str = "<text>") -> tuple[list[Token], lis
         elif group != "space":
             text = found.group()
             if group == "string":
-                text = _ESCAPE.sub(r"\1", text[1:-1])
+                text = text[1:-1]
+                if "\\" in text:  # most strings have no escape: skip the regex substitution
+                    text = _ESCAPE.sub(r"\1", text)
             elif group == "word":
                 text = text.replace("\u2019", "'")
             tokens.append(Token(_KINDS[group], text, Span(pos, end, line, column)))
@@ -130,17 +134,56 @@ def tokenize(source: str, source_name: str = "<text>") -> tuple[list[Token], lis
 
 def _lex_error(source: str, source_name: str, pos: int, line: int, column: int) -> CharterError:
     char = source[pos]
+    hint = None
     if char.isdigit():
-        run = re.match(r"[\w.:/-]+", source[pos:])
+        run = re.match(r"[\w.:/-]*[\w/]", source[pos:])  # not the "." or ":" that ends a sentence
         assert run is not None
         text = run.group()
-        message = (
-            f'"{text}" is not a number, date (YYYY-MM-DD), time (HH:MM) or network (such as 10.0.0.0/8)'
-        )
+        message, hint = _bad_number(text)
         span = Span(pos, pos + len(text), line, column)
     else:
         message = f'unexpected character "{char}": expected a word, a quoted string, a number or ". , ; :"'
+        if char in "'`\u2018":
+            hint = 'put names and resource patterns in double quotes ("), such as "db:prod/*"'
+        elif char == "*":
+            hint = 'a "*" belongs inside a quoted resource pattern, such as "db:prod/*"'
         span = Span(pos, pos + 1, line, column)
     return CharterError(
-        [Diagnostic(Severity.ERROR, message, span, source_name, code="lex.bad-character")], source
+        [Diagnostic(Severity.ERROR, message, span, source_name, hint=hint, code="lex.bad-character")], source
     )
+
+
+_UNIT_WORDS = frozenset(u.value for u in TimeUnit) | frozenset(u.value + "s" for u in TimeUnit)
+
+
+def _bad_number(text: str) -> tuple[str, str | None]:
+    """The message and hint for a run that starts with a digit but is no number, date, time or network."""
+    if re.fullmatch(r"\d+-\d+-\d+", text):
+        year, month, day = text.split("-")
+        hint = None
+        if len(year) == 4 and len(month) <= 2 and len(day) <= 2:  # int() refuses thousands of digits
+            padded = f"{year}-{int(month):02d}-{int(day):02d}"
+            with contextlib.suppress(ValueError):
+                dt.date.fromisoformat(padded)
+                hint = f"did you mean {padded}?"
+        return f'"{text}" is not a date: expected YYYY-MM-DD, such as 2026-12-01', hint
+    if ":" in text and "/" not in text and text.count(":") <= 2:
+        hint = f"did you mean {text[:5]}?" if re.fullmatch(r"\d\d:\d\d:\d\d", text) else None
+        return f'"{text}" is not a time of day: expected HH:MM, such as 08:00', hint
+    if "/" in text or text.count(".") >= 2 or ":" in text:
+        return f'"{text}" is not a network address range: expected one such as 10.0.0.0/8 or 2001:db8::/32', None
+    if re.fullmatch(r"\d+\.\d+", text):
+        return (
+            f'"{text}" is not a whole number: numbers in a charter are whole',
+            "use a smaller unit instead of a fraction, such as 90 minutes for 1.5 hours",
+        )
+    digits = text.translate(str.maketrans("OoIl", "0011"))
+    if digits.isdigit():
+        return f'"{text}" is not a number: expected digits only', f"did you mean {digits}?"
+    split = re.fullmatch(r"(\d+)([A-Za-z]+)", text)
+    if split and split.group(2).lower() in _UNIT_WORDS:
+        return (
+            f'"{text}" is not a number: expected a space between the number and the unit',
+            f'did you mean "{split.group(1)} {split.group(2)}"?',
+        )
+    return f'"{text}" is not a number or a word: numbers are digits only and words start with a letter', None

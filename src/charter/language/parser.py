@@ -8,6 +8,7 @@ reports every syntax error; the document is returned only if there were none.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import ipaddress
 from collections.abc import Callable
@@ -37,9 +38,28 @@ OBLIGATION_STARTS = (
 SENTENCE_STARTS = SUBJECT_STARTS + OBLIGATION_STARTS + ("No", "Group")
 CONDITION_WORDS = ("with", "from", "on", "between", "when", "they", "of", "for", "until")
 NOT_ACTIONS = frozenset(
-    {"on", "with", "from", "for", "until", "when", "except", "between", "and", "or", "not", "to"}
+    {"on", "with", "from", "for", "until", "when", "except", "between", "and", "or", "not", "to", "request", "break"}
 )
+MAX_DURATION_SECONDS = 100 * 365 * 86400  # a century: longer "durations" are typos, and overflow date arithmetic
 CLAUSE_STARTS = frozenset({"clause", "replace", "insert", "strike"})
+EXEMPT_SUBJECTS = ("members", "user", "service", "partner", "users", "anyone", "everyone")  # what may follow "except"
+LINE_STARTS = CLAUSE_STARTS | {"effective", "owned", "amendments", "reason", "approved"}
+MODIFIER_WORDS = ("with", "from", "on", "between", "when", "they", "for", "until")
+CHANGE_SYNONYMS = {
+    "delete": "Strike",
+    "remove": "Strike",
+    "repeal": "Strike",
+    "add": "Insert",
+    "new": "Insert",
+    "change": "Replace",
+    "amend": "Replace",
+    "modify": "Replace",
+    "update": "Replace",
+}
+NUMBER_WORDS = {
+    word: str(n)
+    for n, word in enumerate(("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"), 1)
+}
 
 
 class _Failure(Exception):
@@ -98,8 +118,11 @@ class _Parser:
     # --- token helpers ----------------------------------------------------------------
 
     def peek(self, ahead: int = 0) -> Token:
-        index = min(self.pos + ahead, len(self.tokens) - 1)
-        return self.tokens[index]
+        # Hot path (about 50 calls per clause): pos never passes the END token, so only a look-ahead can overrun.
+        if not ahead:
+            return self.tokens[self.pos]
+        index = self.pos + ahead
+        return self.tokens[index] if index < len(self.tokens) else self.tokens[-1]
 
     def advance(self) -> Token:
         token = self.tokens[self.pos]
@@ -108,11 +131,11 @@ class _Parser:
         return token
 
     def at(self, *words: str, ahead: int = 0) -> bool:
-        token = self.peek(ahead)
-        return token.kind is Kind.WORD and token.lower in words
+        token = self.peek(ahead) if ahead else self.tokens[self.pos]
+        return token.kind is Kind.WORD and token.text.lower() in words
 
     def at_punct(self, mark: str, ahead: int = 0) -> bool:
-        token = self.peek(ahead)
+        token = self.peek(ahead) if ahead else self.tokens[self.pos]
         return token.kind is Kind.PUNCT and token.text == mark
 
     def accept(self, *words: str) -> Token | None:
@@ -135,16 +158,49 @@ class _Parser:
             )
         )
 
-    def expected(self, what: str, choices: tuple[str, ...] = (), after: Token | None = None) -> _Failure:
+    def expected(
+        self, what: str, choices: tuple[str, ...] = (), after: Token | None = None, hint: str | None = None
+    ) -> _Failure:
         token = self.peek()
         where = f' after "{after.text}"' if after is not None else ""
-        hint = did_you_mean(token.text, choices) if token.kind is Kind.WORD and choices else None
-        return self.fail(f"expected {what}{where}, found {token.describe()}", token, hint)
+        if hint is None and token.kind is Kind.WORD and choices:
+            hint = did_you_mean(token.text, choices)
+        found, span = token.describe(), None
+        if self.missing_at_line_end():
+            span = self.after_previous()
+            if token.kind is not Kind.END:
+                found += f" on line {token.span.line}"
+            if hint is None and self.pos and '"."' in what:
+                hint = f'add "." after {self.tokens[self.pos - 1].describe()}'
+        return self.fail(f"expected {what}{where}, found {found}", token, hint, span)
+
+    def missing_at_line_end(self) -> bool:
+        """Whether the text ends, or a new clause or header line starts, where more was expected.
+
+        What is missing then belongs at the end of the previous line, so that is where the caret goes.
+        """
+        token = self.peek()
+        if token.kind is Kind.END:
+            return True
+        previous = self.tokens[self.pos - 1] if self.pos else token
+        if previous.kind is Kind.PUNCT and previous.text == ".":
+            return False  # the previous sentence is complete: the new line's first word is what is wrong
+        return token.span.line > previous.span.line and token.kind is Kind.WORD and token.lower in LINE_STARTS
+
+    def after_previous(self) -> Span:
+        """An empty span just after the last token read: where a missing word or "." belongs."""
+        if not self.pos:
+            return Span(0, 0, 1, 1)
+        previous = self.tokens[self.pos - 1].span
+        return Span(previous.end, previous.end, previous.line, previous.column + previous.end - previous.start)
 
     def expect(self, word: str, what: str | None = None, after: Token | None = None) -> Token:
         if self.at(word.lower()):
             return self.advance()
-        raise self.expected(what or f'"{word}"', (word,), after)
+        hint = None
+        if word == "group" and self.peek().kind is Kind.STRING:
+            hint = f'did you mean group "{self.peek().text}"?'
+        raise self.expected(what or f'"{word}"', (word,), after, hint)
 
     def expect_punct(self, mark: str, what: str | None = None) -> Token:
         if self.at_punct(mark):
@@ -157,12 +213,21 @@ class _Parser:
             if not token.text.strip():
                 raise self.fail(f"{what} must not be empty", token)
             return self.advance()
-        raise self.expected(f'{what} in double quotes, such as "{_example(what)}"')
+        after = self.peek(1)
+        one_word = token.kind is Kind.WORD and (
+            after.kind is not Kind.WORD or after.lower in ("may", "must", "is", "whose", "within", "every", "and")
+        )
+        hint = f'did you mean "{token.text}"?' if one_word else None
+        raise self.expected(f'{what} in double quotes, such as "{_example(what)}"', hint=hint)
 
-    def expect_end(self, what: str) -> Token:
+    def expect_end(self, what: str, choices: tuple[str, ...] = ()) -> Token:
         if self.at_punct("."):
             return self.advance()
-        raise self.expected(f'"." to end the clause, or {what}')
+        if self.missing_at_line_end():
+            raise self.expected('"." to end the clause', hint=f'add "." after {self.tokens[self.pos - 1].describe()}')
+        if what == "nothing more":
+            raise self.expected('"." to end the clause')
+        raise self.expected(f'"." to end the clause, or {what}', choices)
 
     def span_from(self, start: Token) -> Span:
         last = self.tokens[max(self.pos - 1, 0)]
@@ -215,7 +280,13 @@ class _Parser:
             token = self.peek()
             key = token.lower
             if key in seen and key in ("effective", "owned", "amendments"):
-                self.errors.append(self.fail(f'the charter already has an "{token.text}" line', token).diagnostic)
+                self.errors.append(
+                    self.fail(
+                        f'the charter already has an "{token.text}" line, on line {seen[key].span.line}',
+                        token,
+                        hint="keep one of the two lines",
+                    ).diagnostic
+                )
                 self.skip_to_next_sentence(header=True)
                 continue
             seen[key] = token
@@ -226,10 +297,16 @@ class _Parser:
             elif key == "amendments":
                 approvers = self.header_part(self._amendment_approvers_line) or approvers  # type: ignore[assignment]
             else:
+                hint = None
+                if key in ("replace", "insert", "strike"):
+                    hint = f'"{token.text} clause" belongs in an amendment ("Amendment N to Charter ...")'
+                elif key in {word.lower() for word in SENTENCE_STARTS}:
+                    hint = f'start each clause with its number, as in "Clause 1. {token.text} ..."'
                 self.errors.append(
                     self.expected(
                         'a header line ("Effective", "Owned by", "Amendments are approved by") or "Clause 1."',
                         ("Effective", "Owned", "Amendments", "Clause"),
+                        hint=hint,
                     ).diagnostic
                 )
                 self.skip_to_next_sentence(header=True)
@@ -237,9 +314,9 @@ class _Parser:
         if effective is None and not self.errors:
             self.errors.append(
                 self.fail(
-                    'a charter needs an "Effective YYYY-MM-DD." line after its title',
+                    'a charter needs an "Effective" line after its title',
                     start,
-                    hint='add a line such as "Effective 2026-12-01."',
+                    hint="add a line such as: Effective 2026-12-01.",
                 ).diagnostic
             )
         clauses = []
@@ -248,7 +325,13 @@ class _Parser:
             if clause is not None:
                 clauses.append(clause)
         if not clauses and not self.errors:
-            self.errors.append(self.fail('a charter needs at least one clause, such as "Clause 1. ..."').diagnostic)
+            self.errors.append(
+                self.fail(
+                    'a charter needs at least one clause: expected "Clause 1." and a sentence after the header, '
+                    "found the end of the text",
+                    span=self.after_previous(),
+                ).diagnostic
+            )
         trailing = self.take_comments(10**9)
         if self.errors or not isinstance(name_token, Token) or effective is None:
             return None
@@ -323,18 +406,32 @@ class _Parser:
             elif key == "approved" and approvers is None:
                 approvers = self.header_part(self._approved_line)  # type: ignore[assignment]
             else:
+                hint = None
+                if key in CHANGE_SYNONYMS:
+                    hint = f'did you mean "{CHANGE_SYNONYMS[key]}"?'
+                elif key == "clause":
+                    hint = 'an amendment changes clauses: "Insert clause N: ...", "Replace clause N with: ..."'
                 self.errors.append(
                     self.expected(
                         'an amendment header line ("Effective", "Reason", "Approved by") '
                         'or a change ("Replace clause", "Insert clause", "Strike clause")',
                         ("Effective", "Reason", "Approved", "Replace", "Insert", "Strike"),
+                        hint=hint,
                     ).diagnostic
                 )
                 self.skip_to_next_sentence(header=True)
         header_comments = self.take_comments(self.last_line())
-        for value, line in ((effective, "Effective YYYY-MM-DD."), (reason, 'Reason "why".'), (approvers, 'Approved by 1 member of group "name".')):
+        for value, line, example in (
+            (effective, 'an "Effective"', "Effective 2026-12-15."),
+            (reason, 'a "Reason"', 'Reason "Support moves to MFA".'),
+            (approvers, 'an "Approved by"', 'Approved by 1 member of group "security".'),
+        ):
             if value is None and not self.errors:
-                self.errors.append(self.fail(f'an amendment needs a "{line}" line', start).diagnostic)
+                self.errors.append(
+                    self.fail(
+                        f"an amendment needs {line} line after its title", start, hint=f"add a line such as: {example}"
+                    ).diagnostic
+                )
         changes = []
         while self.peek().kind is not Kind.END:
             change = self.numbered(self._change)
@@ -342,7 +439,11 @@ class _Parser:
                 changes.append(change)
         if not changes and not self.errors:
             self.errors.append(
-                self.fail('an amendment needs at least one change: "Replace clause N with: ...", "Insert clause N: ..." or "Strike clause N."').diagnostic
+                self.fail(
+                    'an amendment needs at least one change: expected "Replace clause N with: ...", '
+                    '"Insert clause N: ..." or "Strike clause N." after the header, found the end of the text',
+                    span=self.after_previous(),
+                ).diagnostic
             )
         trailing = self.take_comments(10**9)
         if self.errors or not isinstance(title, tuple):
@@ -433,7 +534,13 @@ class _Parser:
             self.expect("clause", '"clause" and its number')
             number = self.positive_number("the number of the clause to replace")
             self.clause = number
-            self.expect("with", '"with:" and the new text of the clause')
+            if not self.at("with"):
+                raise self.expected(
+                    '"with:" and the new text of the clause',
+                    ("with",),
+                    hint=f'write "Replace clause {number} with: ..."',
+                )
+            self.advance()
             self.expect_punct(":", '":" after "with"')
             sentence = self.sentence()
             return ast.ReplaceClause(number, sentence, leading + self.take_comments(self.last_line()), span=self.span_from(start))
@@ -441,12 +548,19 @@ class _Parser:
             self.expect("clause", '"clause" and its number')
             number = self.positive_number("the number of the new clause")
             self.clause = number
+            if self.at("with") and self.at_punct(":", ahead=1):
+                raise self.expected(
+                    'a ":" after the number of the new clause',
+                    hint=f'write "Insert clause {number}: ..." without "with"',
+                )
             self.expect_punct(":", 'a ":" after the number of the new clause')
             sentence = self.sentence()
             return ast.InsertClause(number, sentence, leading + self.take_comments(self.last_line()), span=self.span_from(start))
+        synonym = CHANGE_SYNONYMS.get(start.lower) if start.kind is Kind.WORD else None
         raise self.expected(
             'a change: "Replace clause N with: ...", "Insert clause N: ..." or "Strike clause N."',
             ("Replace", "Insert", "Strike"),
+            hint=f'did you mean "{synonym}"?' if synonym else None,
         )
 
     # --- sentences --------------------------------------------------------------------------
@@ -483,7 +597,7 @@ class _Parser:
         raise self.expected(
             'the start of a clause: a subject (Members of group "x", User "x", Users, Service "x", '
             'Partner "x", Anyone authenticated, No one) or an obligation (such as "Access tokens expire after 1 hour")',
-            SENTENCE_STARTS,
+            (*SENTENCE_STARTS, "No one"),
         )
 
     def subject_sentence(self) -> ast.Sentence:
@@ -504,8 +618,16 @@ class _Parser:
             self.expect_end("nothing more")
             return ast.MfaRequirement(subject, span=self.span_from(start))
         if self.accept("is"):
-            if subject.kind not in (ast.SubjectKind.USER, ast.SubjectKind.SERVICE, ast.SubjectKind.PARTNER):
-                raise self.fail("only a named user, group, service or partner can be revoked", verb, span=subject.span)
+            named = subject.kind in (ast.SubjectKind.USER, ast.SubjectKind.SERVICE, ast.SubjectKind.PARTNER)
+            if not named or subject.where:  # a "whose" narrows who may do something; it names no one to revoke
+                written = self.source[subject.span.start : subject.span.end]
+                group = subject.kind is ast.SubjectKind.GROUP
+                raise self.fail(
+                    f"only a named user, service, partner or group can be revoked, found {written}",
+                    verb,
+                    hint=f'write: Group "{subject.name}" is revoked.' if group else None,
+                    span=subject.span,
+                )
             self.expect("revoked", after=verb)
             self.expect_end("nothing more")
             return ast.Revocation(subject, span=self.span_from(start))
@@ -521,11 +643,18 @@ class _Parser:
         for word, kind in (("user", ast.SubjectKind.USER), ("service", ast.SubjectKind.SERVICE), ("partner", ast.SubjectKind.PARTNER)):
             if self.accept(word):
                 name = self.expect_string(f"the {word}'s name")
-                return ast.Subject(kind, name.text, span=self.span_from(start))
+                return ast.Subject(kind, name.text, self.whose(), span=self.span_from(start))
         if self.accept("users"):
             return ast.Subject(ast.SubjectKind.USERS, None, self.whose(), span=self.span_from(start))
         if self.accept("anyone"):
-            self.expect("authenticated", '"authenticated" (Charter has no anonymous subjects)', after=start)
+            if not self.at("authenticated"):
+                raise self.expected(
+                    '"authenticated" (Charter has no anonymous subjects)',
+                    ("authenticated",),
+                    after=start,
+                    hint='write "Anyone authenticated"',
+                )
+            self.advance()
             return ast.Subject(ast.SubjectKind.ANYONE, None, self.whose(), span=self.span_from(start))
         if self.accept("everyone"):
             return ast.Subject(ast.SubjectKind.ANYONE, None, self.whose(), span=self.span_from(start))
@@ -556,7 +685,12 @@ class _Parser:
         comparison, values = self.comparison()
         return ast.AttributeTest(name, comparison, values, span=self.span_from(start))
 
+    def _value_follows(self) -> bool:
+        return self.peek(1).kind is Kind.STRING and not self.at("is", ahead=2)
+
     def comparison(self) -> tuple[ast.Comparison, tuple[str, ...]]:
+        if self.peek().kind is Kind.STRING:
+            raise self.expected('"is", "is not" or "is one of"', hint=f'did you mean is "{self.peek().text}"?')
         self.expect("is", '"is", "is not" or "is one of"')
         if self.accept("not"):
             return ast.Comparison.IS_NOT, (self.expect_string("the value").text,)
@@ -564,9 +698,10 @@ class _Parser:
             self.advance()
             self.advance()
             values = [self.expect_string("a value").text]
-            while (self.at_punct(",") or self.at("or", "and")) and self.peek(1).kind is Kind.STRING:
+            # a string followed by "is" is the next test's name: whose a is one of "x" and "b" is "y"
+            while (self.at_punct(",") or self.at("or", "and")) and self._value_follows():
                 self.advance()
-                values.append(self.advance().text)
+                values.append(self.expect_string("a value").text)
             return ast.Comparison.IS_ONE_OF, tuple(values)
         return ast.Comparison.IS, (self.expect_string("the value").text,)
 
@@ -588,9 +723,13 @@ class _Parser:
     def action(self, after: Token) -> str:
         token = self.peek()
         if token.kind is not Kind.WORD or token.lower in NOT_ACTIONS:
-            raise self.expected('an action, such as "read" or "write"', after=after)
+            raise self.expected('an action (such as "read" or "write")', after=after)
         if token.text != token.lower:
-            raise self.fail(f'actions are lowercase words: "{token.text}"', token, hint=f'did you mean "{token.lower}"?')
+            raise self.fail(
+                f'actions are lowercase words: expected "{token.lower}", found "{token.text}"',
+                token,
+                hint=f'did you mean "{token.lower}"?',
+            )
         if "/" in token.text or "'" in token.text:
             raise self.fail(f'"{token.text}" is not an action: actions are lowercase words such as "read"', token)
         self.advance()
@@ -622,14 +761,20 @@ class _Parser:
         actions = self.actions(after=may)
         resources = self.resources()
         parts = self.modifiers({"condition", "validity"})
-        self.expect_end('a condition ("with MFA", "from network", "on", "between", "when", "they own", "of their own") or "for"/"until"')
+        self.expect_end(
+            'a condition ("with MFA", "from network", "on", "between", "when", "they own", "of their own") '
+            'or "for"/"until"',
+            MODIFIER_WORDS,
+        )
         return ast.Permission(subject, actions, resources, parts.conditions, parts.validity, span=self.span_from(start))
 
     def prohibition(self, start: Token, subject: ast.Subject, may: Token) -> ast.Prohibition:
         actions = self.actions(after=may)
         resources = self.resources()
         parts = self.modifiers({"condition", "validity", "except"})
-        self.expect_end('a condition ("with MFA", "from network", "on", "when") or "except ..."')
+        self.expect_end(
+            'a condition ("with MFA", "from network", "on", "when") or "except ..."', (*MODIFIER_WORDS, "except")
+        )
         return ast.Prohibition(
             subject, actions, resources, parts.conditions, parts.exemptions, parts.validity, span=self.span_from(start)
         )
@@ -641,13 +786,11 @@ class _Parser:
             raise self.expected('"on" and a resource pattern')
         resources = self.resources()
         parts = self.modifiers({"condition", "validity", "up to", "reason", "approved"})
-        self.expect_end('"for up to ...", ", with a reason", ", approved by ..." or a condition')
+        self.expect_end(
+            '"for up to ...", ", with a reason", ", approved by ..." or a condition', (*MODIFIER_WORDS, "approved")
+        )
         if parts.max_duration is None:
-            raise self.fail(
-                "a request clause needs a maximum duration",
-                span=self.span_from(start),
-                hint='add "for up to 8 hours" (or another duration) before the "."',
-            )
+            raise self.missing_max_duration("a request clause", parts, "8 hours")
         return ast.Eligibility(
             subject,
             actions,
@@ -670,23 +813,39 @@ class _Parser:
             raise self.expected('"on" and a resource pattern', after=glass if not actions else None)
         resources = self.resources()
         parts = self.modifiers({"condition", "validity", "up to", "review"})
-        self.expect_end('"for up to ...", "; each use is reviewed by group ... within ..." or a condition')
+        self.expect_end(
+            '"for up to ...", "; each use is reviewed by group ... within ..." or a condition', MODIFIER_WORDS
+        )
         if parts.max_duration is None:
-            raise self.fail(
-                "a break-glass clause needs a maximum duration",
-                span=self.span_from(start),
-                hint='add "for up to 1 hour" (or another duration)',
-            )
+            raise self.missing_max_duration("a break-glass clause", parts, "1 hour")
         if parts.review is None:
             raise self.fail(
-                "a break-glass clause needs an after-the-fact review",
-                span=self.span_from(start),
-                hint='add "; each use is reviewed by group "security" within 24 hours"',
+                'a break-glass clause needs an after-the-fact review: expected "; each use is reviewed by group ... '
+                'within ..." before the "."',
+                self.tokens[self.pos - 1],
+                hint='add "; each use is reviewed by group "security" within 24 hours" before the "."',
             )
         reviewer, within = parts.review
         return ast.BreakGlass(
             subject, actions, resources, parts.max_duration, reviewer, within, parts.conditions, parts.validity,
             span=self.span_from(start),
+        )
+
+    def missing_max_duration(self, what: str, parts: _Modifiers, example: str) -> _Failure:
+        """The error for a request or break-glass clause without "for up to"; called just after its "."."""
+        validity = parts.validity
+        if validity is not None and validity.duration is not None:
+            written = self.source[validity.span.start : validity.span.end]
+            return self.fail(
+                f'{what} needs a maximum duration: expected "for up to" and a duration, found "{written}" '
+                "(which makes the clause itself lapse)",
+                span=validity.span,
+                hint=f'did you mean "for up to {written.split(None, 1)[1]}"?',
+            )
+        return self.fail(
+            f'{what} needs a maximum duration: expected "for up to" and a duration before the "."',
+            self.tokens[self.pos - 1],
+            hint=f'add "for up to {example}" (or another duration) after the resource pattern',
         )
 
     def modifiers(self, allowed: set[str]) -> _Modifiers:
@@ -716,7 +875,12 @@ class _Parser:
         start = self.peek()
         word = start.lower
         if word == "for" and self.at("up", ahead=1):
-            self.require(allowed, "up to", start, '"for up to" belongs to request and break-glass clauses; use "for 30 days" to make access lapse')
+            self.require(
+                allowed,
+                "up to",
+                start,
+                'it belongs to request and break-glass clauses; use "for 30 days" to make access lapse',
+            )
             self.advance()
             self.advance()
             self.expect("to", after=self.tokens[self.pos - 1])
@@ -733,32 +897,47 @@ class _Parser:
             else:
                 parts.validity = ast.Validity(until=self.date(), span=self.span_from(start))
         elif word == "with" and self.at("a", ahead=1):
-            self.require(allowed, "reason", start, '"with a reason" belongs to request clauses')
+            self.require(allowed, "reason", start, 'it belongs to request clauses ("may request ...")')
             self.advance()
             self.advance()
             self.expect("reason", '"reason"', after=self.tokens[self.pos - 1])
             parts.reason = True
         elif word == "approved":
-            self.require(allowed, "approved", start, '"approved by" belongs to request clauses')
+            self.require(allowed, "approved", start, 'it belongs to request clauses ("may request ...")')
             approved = self.advance()
             by = self.expect("by", after=approved)
             if parts.approvers:
                 raise self.fail("the clause already names its approvers", start)
             parts.approvers = self.quorums(after=by)
         elif word == "except":
-            self.require(allowed, "except", start, '"except" belongs to prohibitions ("No one may ... except ...")')
+            self.require(allowed, "except", start, 'exceptions belong to prohibitions ("No one may ... except ...")')
             self.advance()
             parts.exemptions += self.exemptions()
         elif word == "each":
-            self.require(allowed, "review", start, '"each use is reviewed" belongs to break-glass clauses')
+            self.require(allowed, "review", start, 'it belongs to break-glass clauses ("may break glass on ...")')
             parts.review = self.review()
         else:
             self.require(allowed, "condition", start, "")
             parts.conditions += (self.condition(),)
 
     def require(self, allowed: set[str], part: str, token: Token, why: str) -> None:
-        if part not in allowed:
-            raise self.fail(f'"{token.text}" cannot appear here' + (f": {why}" if why else ""), token)
+        """Fail, naming the whole phrase and the kind of clause, when `part` does not belong in this rule."""
+        if part in allowed:
+            return
+        last = self.peek({"up to": 2, "reason": 2, "approved": 1, "review": 3}.get(part, 0))
+        if last.kind is Kind.END or last.span.line != token.span.line:
+            last = token
+        phrase = self.source[token.span.start : last.span.end]
+        span = Span(token.span.start, last.span.end, token.span.line, token.span.column)
+        if "except" in allowed:
+            rule = "a prohibition"
+        elif "review" in allowed:
+            rule = "a break-glass clause"
+        elif "reason" in allowed:
+            rule = "a request clause"
+        else:
+            rule = "a permission"
+        raise self.fail(f'"{phrase}" cannot appear in {rule}' + (f": {why}" if why else ""), token, span=span)
 
     def review(self) -> tuple[str, ast.Duration]:
         each = self.advance()
@@ -775,10 +954,7 @@ class _Parser:
         found = [self.exemption()]
         while (self.at("or", "and") or self.at_punct(",")) and self.peek(1).kind is Kind.WORD and self.peek(1).lower in (
             "by",
-            "members",
-            "user",
-            "service",
-            "partner",
+            *EXEMPT_SUBJECTS,
         ):
             self.advance()
             found.append(self.exemption())
@@ -794,7 +970,7 @@ class _Parser:
                 self.expect("request", after=self.tokens[self.pos - 1])
                 return ast.Exemption(ast.ExceptionKind.APPROVED_REQUEST, span=self.span_from(start))
             raise self.expected('"break glass" or "approved request"', ("break", "approved"), after=start)
-        if self.at("members", "user", "service", "partner"):
+        if self.at(*EXEMPT_SUBJECTS):
             subject = self.subject()
             return ast.Exemption(ast.ExceptionKind.SUBJECT, subject, span=self.span_from(start))
         raise self.expected('"by break glass", "by approved request" or a subject such as members of group "dba"', ("by", "members"))
@@ -813,13 +989,19 @@ class _Parser:
                 scopes = [self.expect_string("the scope").text]
                 while (self.at_punct(",") or self.at("and")) and self.peek(1).kind is Kind.STRING:
                     self.advance()
-                    scopes.append(self.advance().text)
+                    scopes.append(self.expect_string("the scope").text)
                 return ast.WithScopes(tuple(scopes), span=self.span_from(start))
             raise self.expected('"MFA", "scope" or "a reason"', ("MFA", "scope", "scopes"), after=start)
         if word == "from":
             self.advance()
             if not self.accept("network", "networks"):
-                raise self.expected('"network" and an address range, such as "from network 10.0.0.0/8"', ("network", "networks"), after=start)
+                bare = self.peek().kind is Kind.NETWORK  # "from 10.0.0.0/8"
+                raise self.expected(
+                    '"network" and an address range (such as "from network 10.0.0.0/8")',
+                    ("network", "networks"),
+                    after=start,
+                    hint=f'did you mean "from network {self.peek().text}"?' if bare else None,
+                )
             networks = [self.network()]
             while (self.at_punct(",") or self.at("and", "or")) and self.peek(1).kind is Kind.NETWORK:
                 self.advance()
@@ -853,13 +1035,9 @@ class _Parser:
             raise self.expected("a network address range, such as 10.0.0.0/8 or 2001:db8::/32")
         try:
             network = ipaddress.ip_network(token.text, strict=True)
-        except ValueError as exc:
-            hint = None
-            try:
-                hint = f"did you mean {ipaddress.ip_network(token.text, strict=False)}?"
-            except ValueError:
-                pass
-            raise self.fail(f"{token.text} is not a valid network: {exc}", token, hint) from None
+        except ValueError:
+            message, hint = _bad_network(token.text)
+            raise self.fail(f"{token.text} is not a valid network: {message}", token, hint) from None
         self.advance()
         return str(network)
 
@@ -875,7 +1053,11 @@ class _Parser:
             end_token = self.peek()
             end = self.time_of_day()
             if end == begin:
-                raise self.fail(f"the time window between {begin:%H:%M} and {end:%H:%M} is empty", end_token)
+                raise self.fail(
+                    f"the time window between {begin:%H:%M} and {end:%H:%M} is empty: "
+                    f"expected an end time other than {begin:%H:%M}",
+                    end_token,
+                )
         zone = self.zone(required=False)
         return ast.TimeWindow(days, begin, end, zone or "UTC", span=self.span_from(start))
 
@@ -911,7 +1093,9 @@ class _Parser:
     def time_of_day(self) -> dt.time:
         token = self.peek()
         if token.kind is not Kind.TIME:
-            raise self.expected("a time of day such as 08:00")
+            seconds = token.kind is Kind.NETWORK and len(token.text) == 8 and token.text[2::3] == "::"  # 08:00:00
+            hint = f"did you mean {token.text[:5]}?" if seconds else None
+            raise self.expected("a time of day such as 08:00", hint=hint)
         hours, minutes = (int(part) for part in token.text.split(":"))
         if hours > 23 or minutes > 59:
             raise self.fail(f"{token.text} is not a time of day: expected HH:MM from 00:00 to 23:59", token)
@@ -921,8 +1105,8 @@ class _Parser:
     def zone(self, required: bool) -> str | None:
         token = self.peek()
         looks_like_zone = token.kind is Kind.WORD and (
-            "/" in token.text or (token.text.isupper() and token.text != "MFA")
-        )
+            "/" in token.text or (token.text.isupper() and token.text != "MFA") or token.text in _time_zones()
+        )  # the last for IANA names such as Japan or GB-Eire
         if not looks_like_zone:
             if required:
                 raise self.expected("a time zone such as UTC or Europe/Paris")
@@ -1010,7 +1194,7 @@ class _Parser:
             self.expect("after", '"after N failed logins"')
             attempts = self.positive_number("the number of failed logins")
             self.expect("failed", '"failed logins"')
-            self.expect("logins", '"logins"')
+            self.expect("logins" if attempts > 1 else "login", '"logins"' if attempts > 1 else '"login"')
             self.expect_end("nothing more")
             return ast.Lockout(duration, attempts, span=self.span_from(start))
         if self.accept("of"):
@@ -1096,13 +1280,16 @@ class _Parser:
     def quorum(self, after: Token) -> ast.Quorum:
         start = self.peek()
         count = 1
-        if start.kind is Kind.NUMBER:
+        if start.kind is Kind.NUMBER or start.lower in NUMBER_WORDS:
             count = self.positive_number("the number of approvers")
             if not self.accept("member", "members"):
                 raise self.expected('"member" or "members"', ("member", "members"))
             self.expect("of", '"of group" and its name')
         elif not self.at("group"):
-            raise self.expected('a number of approvers and their group, such as 1 member of group "sre-leads"', after=after)
+            hint = f'did you mean 1 member of group "{start.text}"?' if start.kind is Kind.STRING else None
+            raise self.expected(
+                'a number of approvers and their group (such as 1 member of group "sre-leads")', after=after, hint=hint
+            )
         self.expect("group", '"group" and its name')
         group = self.expect_string("the group's name")
         return ast.Quorum(count, group.text, span=self.span_from(start))
@@ -1110,16 +1297,27 @@ class _Parser:
     def positive_number(self, what: str) -> int:
         token = self.peek()
         if token.kind is not Kind.NUMBER:
-            raise self.expected(f"{what} (a whole number)")
-        value = int(token.text)
+            spelt = NUMBER_WORDS.get(token.lower) if token.kind is Kind.WORD else None
+            raise self.expected(f"{what} (a whole number)", hint=f"write numbers in digits: {spelt}" if spelt else None)
+        try:
+            value = int(token.text)
+        except ValueError:  # thousands of digits: more than int() converts
+            raise self.fail(f"{what} is too large", token) from None
         if value < 1:
-            raise self.fail(f"{what} must be at least 1", token)
+            raise self.fail(f"{what} must be at least 1, found {token.text}", token)
         self.advance()
         return value
 
     def duration(self) -> ast.Duration:
         start = self.peek()
-        amount = self.positive_number("a duration such as 8 hours:")
+        if start.kind is not Kind.NUMBER and start.lower not in NUMBER_WORDS:
+            unit_first = start.kind is Kind.WORD and start.lower in (*UNITS, "month", "months", "year", "years")
+            raise self.expected(
+                'a duration (a number and a unit, such as "30 days")',
+                after=self.tokens[self.pos - 1],
+                hint=f'put the number before the unit, as in "30 {start.text}"' if unit_first else None,
+            )
+        amount = self.positive_number("the amount of time")
         unit_token = self.peek()
         unit = UNITS.get(unit_token.lower) if unit_token.kind is Kind.WORD else None
         if unit is None:
@@ -1130,10 +1328,16 @@ class _Parser:
                     hint=f"did you mean {amount * (30 if unit_token.lower.startswith('month') else 365)} days?",
                 )
             raise self.expected(
-                "a unit of time (minutes, hours, days or weeks)", tuple(UNITS), after=self.tokens[self.pos - 1]
+                "a unit of time (seconds, minutes, hours, days or weeks)", tuple(UNITS), after=self.tokens[self.pos - 1]
             )
         self.advance()
-        return ast.Duration(amount, unit, span=self.span_from(start))
+        duration = ast.Duration(amount, unit, span=self.span_from(start))
+        if duration.seconds > MAX_DURATION_SECONDS:
+            raise self.fail(
+                f"{amount} {unit_token.text} is longer than a century: durations are at most 36500 days",
+                span=duration.span,
+            )
+        return duration
 
     def date(self) -> dt.date:
         token = self.peek()
@@ -1142,7 +1346,8 @@ class _Parser:
         try:
             value = dt.date.fromisoformat(token.text)
         except ValueError:
-            raise self.fail(f"{token.text} is not a date on the calendar", token) from None
+            message, hint = _not_on_calendar(token.text)
+            raise self.fail(message, token, hint) from None
         self.advance()
         return value
 
@@ -1162,11 +1367,54 @@ class _Modifiers:
         self.review: tuple[str, ast.Duration] | None = None
 
 
+def _bad_network(text: str) -> tuple[str, str | None]:
+    """Why `text` (which looks like an address range) is not a network, and the nearest one that is."""
+    address, _, prefix = text.partition("/")
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        if ":" in address:
+            return f"{address} is not an IPv6 address", None
+        return f"{address} is not an IPv4 address: expected four numbers from 0 to 255", None
+    if prefix and int(prefix) > ip.max_prefixlen:
+        return f"expected a prefix length from /0 to /{ip.max_prefixlen}, found /{prefix}", None
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:  # a prefix length written with other digits than 0-9, such as /\u0663
+        return f"expected a prefix length from /0 to /{ip.max_prefixlen}, found /{prefix}", None
+    return (
+        f"it has host bits set; expected the network address for /{prefix}",
+        f"did you mean {network}?",
+    )
+
+
+# English month names: calendar.month_name follows the locale.
+_MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+
+
+def _not_on_calendar(text: str) -> tuple[str, str | None]:
+    """The message and hint for a YYYY-MM-DD date that does not exist, such as 2026-02-30."""
+    year, month, day = (int(part) for part in text.split("-"))
+    if year < 1:
+        return f"{text} is not a date on the calendar: expected a year from 0001, found 0000", None
+    if not 1 <= month <= 12:
+        return f"{text} is not a date on the calendar: expected a month from 01 to 12, found {month:02d}", None
+    last = calendar.monthrange(year, month)[1]
+    return (
+        f"{text} is not a date on the calendar: expected a day from 01 to {last} in {_MONTHS[month - 1]} {year}",
+        f"did you mean {year:04d}-{month:02d}-{last:02d}?" if day > last else None,
+    )
+
+
 @cache
 def _time_zones() -> frozenset[str]:
     import zoneinfo
 
-    return frozenset(zoneinfo.available_timezones()) | {"UTC"}
+    # "localtime" is the machine's own zone and "Factory" a placeholder: neither means one place.
+    return (frozenset(zoneinfo.available_timezones()) - {"localtime", "Factory"}) | {"UTC"}
 
 
 def _example(what: str) -> str:

@@ -95,13 +95,21 @@ def _window(window: ast.TimeWindow) -> Check:
 
     def check(principal: Principal, request: Request, now: float, resource: Mapping[str, object]) -> str | None:
         local = dt.datetime.fromtimestamp(now, zone)
-        if days and local.weekday() not in days:
-            return f"outside {described} (it is {DAY_NAMES[local.weekday()]} {local:%H:%M} {window.zone})"
+        weekday = local.weekday()
         if start is not None and end is not None:
             moment = local.time().replace(second=0, microsecond=0)
-            inside = start <= moment < end if start < end else (moment >= start or moment < end)
+            if start < end:
+                inside = start <= moment < end
+            elif moment >= start:
+                inside = True
+            else:
+                # past midnight in a window that wraps: this belongs to the day the window opened
+                inside = moment < end
+                weekday = (weekday - 1) % 7
             if not inside:
-                return f"outside {described} (it is {local:%H:%M} {window.zone})"
+                return f"outside {described} (it is {DAY_NAMES[local.weekday()]} {local:%H:%M} {window.zone})"
+        if days and weekday not in days:
+            return f"outside {described} (it is {DAY_NAMES[local.weekday()]} {local:%H:%M} {window.zone})"
         return None
 
     return check

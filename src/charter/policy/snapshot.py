@@ -158,7 +158,8 @@ class Snapshot:
         if best is not None:
             return best.decision  # type: ignore[return-value]
 
-        held = self.grants.get(principal.key)
+        # With no grants at all, do not read principal.key (a cache miss with many identities).
+        held = self.grants.get(principal.key) if self.grants else None
         if held is not None:
             if now < 0:
                 now = self._now(context)
@@ -216,6 +217,8 @@ class Snapshot:
 
     def _deny(self, principal: Principal, request: Request, failed: list[tuple[Rule, str]] | None) -> Decision:
         eligible = self._eligible_clause(principal, request)
+        if not failed and eligible is None:
+            return self._nothing  # the common default deny: build no reasons only to drop them
         reasons: list[str] = []
         if failed:
             failed.sort(key=lambda pair: pair[0].clause)
@@ -225,8 +228,6 @@ class Snapshot:
             reasons.append(f"no clause allows {request.action} on \"{request.resource}\" for {principal.type} \"{principal.id}\"")
         if eligible is not None:
             reasons.append(f"clause {eligible} lets the subject request it")
-        if not failed and eligible is None:
-            return self._nothing
         return Decision(
             False,
             Basis.CONDITION if failed else Basis.DEFAULT,
