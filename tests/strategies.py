@@ -229,9 +229,7 @@ assert {ast.ExceptionKind.BREAK_GLASS, ast.ExceptionKind.APPROVED_REQUEST, ast.E
 )
 
 SENTENCES: dict[type, st.SearchStrategy] = {
-    ast.Permission: st.builds(
-        ast.Permission, subjects(), action_lists, resource_lists, condition_lists, validities
-    ),
+    ast.Permission: st.builds(ast.Permission, subjects(), action_lists, resource_lists, condition_lists, validities),
     ast.Prohibition: st.builds(
         ast.Prohibition,
         st.one_of(st.just(ast.Subject(ast.SubjectKind.ANYONE)), subjects()),  # "No one", or "<subject> may not"

@@ -11,7 +11,9 @@ from charter.language.parser import parse_amendment, parse_charter
 EXAMPLES = Path(__file__).parent.parent / "examples"
 ACME_NAMES = KnownNames(
     users=frozenset({"alice", "bob"}),
-    groups=frozenset({"security", "sre", "support", "contractors", "sre-leads", "admins", "legacy-admins", "helpdesk", "eng-leads"}),
+    groups=frozenset(
+        {"security", "sre", "support", "contractors", "sre-leads", "admins", "legacy-admins", "helpdesk", "eng-leads"}
+    ),
     services=frozenset({"billing-api"}),
     partners=frozenset({"acme-logistics"}),
 )
@@ -37,7 +39,9 @@ def test_acme_with_its_amendment_and_directory_is_clean():
 
 def test_unknown_group_suggests_the_nearest_name():
     acme = parse_charter((EXAMPLES / "acme.charter").read_text())
-    names = KnownNames(groups=(ACME_NAMES.groups - {"sre"}) | {"sres"}, services=ACME_NAMES.services, partners=ACME_NAMES.partners)
+    names = KnownNames(
+        groups=(ACME_NAMES.groups - {"sre"}) | {"sres"}, services=ACME_NAMES.services, partners=ACME_NAMES.partners
+    )
     result = check(acme, (), names, None, "acme.charter")
     unknown = [d for d in result.diagnostics if d.code == "check.unknown-group"]
     assert [(d.clause, d.message, d.hint) for d in unknown] == [
@@ -69,14 +73,22 @@ def test_unknown_names_of_every_kind_and_place():
 
 
 def test_duplicate_and_missing_clause_numbers():
-    doc = parse_charter('Charter "T".\n  Effective 2026-01-01.\nClause 1. Users may read "a".\nClause 1. Users may read "b".\n')
+    doc = parse_charter(
+        'Charter "T".\n  Effective 2026-01-01.\nClause 1. Users may read "a".\nClause 1. Users may read "b".\n'
+    )
     assert findings(doc) == [("error", 1, "clause 1 is numbered twice (first at line 3)")]
-    gap = parse_charter('Charter "T".\n  Effective 2026-01-01.\nClause 1. Users may read "a".\nClause 4. Users may read "b".\n')
+    gap = parse_charter(
+        'Charter "T".\n  Effective 2026-01-01.\nClause 1. Users may read "a".\nClause 4. Users may read "b".\n'
+    )
     assert findings(gap) == [("warning", 2, "clause numbers skip 2, 3: number clauses 1, 2, 3, ... without gaps")]
 
 
 def test_lapsed_clauses_with_a_fixed_today():
-    doc = charter('Users may read "a" until 2026-06-01.', 'Users may read "b" for 30 days.', 'Users may read "c" until 2025-12-01.')
+    doc = charter(
+        'Users may read "a" until 2026-06-01.',
+        'Users may read "b" for 30 days.',
+        'Users may read "c" until 2025-12-01.',
+    )
     assert findings(doc, today=dt.date(2026, 3, 1)) == [
         ("warning", 2, "clause 2 lapsed on 2026-01-31: it no longer applies"),
         ("warning", 3, "clause 3 lapses on 2025-12-01, before it takes effect on 2026-01-01: it never applies"),
@@ -103,7 +115,11 @@ def test_a_for_duration_counts_from_the_amendment_that_inserted_it():
 def test_permission_fully_shadowed_by_a_prohibition():
     doc = charter('Members of group "sre" may delete "db:prod/orders".', 'No one may delete "db:prod/*".')
     assert findings(doc) == [
-        ("warning", 1, "permission in clause 1 is fully shadowed by the prohibition in clause 2: it can never allow anything")
+        (
+            "warning",
+            1,
+            "permission in clause 1 is fully shadowed by the prohibition in clause 2: it can never allow anything",
+        )
     ]
 
 
@@ -141,7 +157,11 @@ def test_granting_a_revoked_group():
 
 
 def test_conflicting_obligations_are_errors():
-    doc = charter("Access tokens expire after 1 hour.", "Refresh tokens expire after 1 day.", "Access tokens expire after 2 hours.")
+    doc = charter(
+        "Access tokens expire after 1 hour.",
+        "Refresh tokens expire after 1 day.",
+        "Access tokens expire after 2 hours.",
+    )
     assert findings(doc) == [("error", 3, "clause 3 sets the access token lifetime again; clause 1 already does")]
 
 
@@ -164,7 +184,11 @@ def test_the_newest_amendment_dated_in_the_past_is_flagged():
     )
     assert findings(doc, a1, today=dt.date(2026, 5, 1)) == []
     assert findings(doc, a1, today=dt.date(2026, 7, 1)) == [
-        ("warning", None, "amendment 1 takes effect on 2026-06-01, a date already past: once approved it applies at once")
+        (
+            "warning",
+            None,
+            "amendment 1 takes effect on 2026-06-01, a date already past: once approved it applies at once",
+        )
     ]
 
 

@@ -26,7 +26,10 @@ def test_example_directory():
 
 def test_list_shorthand_attribute_values_and_state():
     directory = load_directory(
-        {"groups": ["a", "b"], "users": {"u": {"groups": "a", "attributes": {"tags": ["x", 1], "mfa": True}, "state": "left"}}}
+        {
+            "groups": ["a", "b"],
+            "users": {"u": {"groups": "a", "attributes": {"tags": ["x", 1], "mfa": True}, "state": "left"}},
+        }
     )
     user = directory.users["u"]
     assert user.groups == ("a",)
@@ -39,10 +42,22 @@ def test_list_shorthand_attribute_values_and_state():
     [
         ({"user": {}}, "user: unknown section", 'did you mean "users"?'),
         ({"users": {"u": {"group": ["a"]}}}, "users.u.group: unknown field", 'did you mean "groups"?'),
-        ({"groups": ["sre"], "users": {"u": {"groups": ["sr"]}}}, 'users.u.groups: unknown group "sr"', 'did you mean "sre"?'),
+        (
+            {"groups": ["sre"], "users": {"u": {"groups": ["sr"]}}},
+            'users.u.groups: unknown group "sr"',
+            'did you mean "sre"?',
+        ),
         ({"users": {"u": {"state": "gone"}}}, 'users.u.state: expected active, disabled or left, found "gone"', None),
-        ({"users": {"u": {"attributes": {"a": {"b": 1}}}}}, "users.u.attributes.a: expected a text value or a list of them, found a mapping", None),
-        ({"groups": {"a": {"groups": ["b"]}, "b": {"groups": ["a"]}}}, "groups.a.groups: groups are nested in a cycle: a -> b -> a", None),
+        (
+            {"users": {"u": {"attributes": {"a": {"b": 1}}}}},
+            "users.u.attributes.a: expected a text value or a list of them, found a mapping",
+            None,
+        ),
+        (
+            {"groups": {"a": {"groups": ["b"]}, "b": {"groups": ["a"]}}},
+            "groups.a.groups: groups are nested in a cycle: a -> b -> a",
+            None,
+        ),
         ([1, 2], "(top): expected a mapping with users, groups, services, partners, resources, found a list", None),
     ],
 )

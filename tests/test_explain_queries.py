@@ -32,7 +32,17 @@ def acme():
     amendment = parse_amendment((EXAMPLES / "acme-amendment-4.amendment").read_text())
     directory = load_directory_file(str(EXAMPLES / "acme-directory.yaml"))
     grants = [
-        Grant("g1", GrantKind.REQUEST, "user", "dave", frozenset({"write"}), "db:staging/*", AT, AT + dt.timedelta(hours=8), 3),
+        Grant(
+            "g1",
+            GrantKind.REQUEST,
+            "user",
+            "dave",
+            frozenset({"write"}),
+            "db:staging/*",
+            AT,
+            AT + dt.timedelta(hours=8),
+            3,
+        ),
         Grant("bg1", GrantKind.BREAK_GLASS, "user", "bob", frozenset(), "db:prod/*", AT, AT + dt.timedelta(hours=1), 5),
     ]
     return compile_snapshot(consolidate(charter, [amendment], AT.date()), directory, grants, FixedClock(AT))
@@ -43,7 +53,15 @@ SUBJECTS = st.sampled_from(
     + [("service", "billing-api"), ("partner", "acme-logistics")]
 )
 RESOURCES = st.sampled_from(
-    ["db:prod/orders", "db:prod/invoices", "db:staging/app", "tickets/1", "reports:finance/q3", "api:shipments/7", "other"]
+    [
+        "db:prod/orders",
+        "db:prod/invoices",
+        "db:staging/app",
+        "tickets/1",
+        "reports:finance/q3",
+        "api:shipments/7",
+        "other",
+    ]
 )
 
 
@@ -101,7 +119,13 @@ def test_expectation_file_parses_every_request_form():
     first, second = suite.expectations
     assert suite.as_of == dt.datetime(2026, 12, 16, 9, tzinfo=dt.UTC)
     assert suite.directory == "d.yaml"
-    assert (first.allow, first.clause, first.subject_type, first.mfa, first.ip) == (True, 2, "service", True, "10.0.0.1")
+    assert (first.allow, first.clause, first.subject_type, first.mfa, first.ip) == (
+        True,
+        2,
+        "service",
+        True,
+        "10.0.0.1",
+    )
     assert first.scopes == ("a",) and first.resource_attributes == (("env", "prod"),)
     assert first.at == dt.datetime(2026, 12, 17, 9, tzinfo=dt.UTC)
     assert (second.allow, second.clause, second.subject) == (False, None, "u")
@@ -117,7 +141,9 @@ def test_bad_expectations_name_position_and_expectation():
 
 
 def test_failed_expectation_reads_as_a_diff(acme):
-    suite = parse_expectations('Expectations for Charter "T".\nExpect allow by clause 1: user "alice" delete "db:prod/x".\n')
+    suite = parse_expectations(
+        'Expectations for Charter "T".\nExpect allow by clause 1: user "alice" delete "db:prod/x".\n'
+    )
     (outcome,) = testing.run(acme, suite.expectations)
     assert not outcome.passed
     assert outcome.describe().splitlines() == [
@@ -141,7 +167,7 @@ def test_charter_test_command_fails_readably(tmp_path):
     )
     result = CliRunner().invoke(cli, ["test", str(EXAMPLES / "acme.charter"), "--expectations", str(expect)])
     assert result.exit_code == 1
-    assert f"FAIL {expect}:4: Expect allow: user \"carol\" read \"tickets/1\"." in result.output
+    assert f'FAIL {expect}:4: Expect allow: user "carol" read "tickets/1".' in result.output
     assert "  got:      deny by clause 2 (clause 2 would allow it, but needs MFA)" in result.output
     assert result.output.strip().endswith("0 passed, 1 failed")
 

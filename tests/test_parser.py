@@ -30,7 +30,9 @@ def test_acme_charter_header_and_clause_count():
     assert charter.effective == dt.date(2026, 12, 1)
     assert charter.owners == (ast.Subject(SubjectKind.GROUP, "security"),)
     assert [c.number for c in charter.clauses] == list(range(1, 19))
-    assert charter.comments == ("The Acme production access charter: the sketch's example, in force from 1 December 2026.",)
+    assert charter.comments == (
+        "The Acme production access charter: the sketch's example, in force from 1 December 2026.",
+    )
 
 
 def test_acme_amendment():
@@ -86,7 +88,9 @@ def test_time_window_forms(text, days, zone):
 
 
 def test_network_condition_is_canonical():
-    (condition,) = sentence('Service "billing-api" may read "db:prod/invoices" from networks 10.0.0.0/8 and 2001:DB8::/32.').conditions
+    (condition,) = sentence(
+        'Service "billing-api" may read "db:prod/invoices" from networks 10.0.0.0/8 and 2001:DB8::/32.'
+    ).conditions
     assert condition == ast.FromNetworks(("10.0.0.0/8", "2001:db8::/32"))
 
 
@@ -104,7 +108,9 @@ def test_subject_attributes_and_relations():
     relation = sentence('Users may read "doc:*" when the resource\'s "owner" is the subject\'s "email".')
     assert relation.conditions == (ast.AttributeRelation("owner", "email"),)
     tagged = sentence('Anyone authenticated may read "doc:*" when the resource\'s "classification" is not "secret".')
-    assert tagged.conditions == (ast.ResourceAttribute(ast.AttributeTest("classification", Comparison.IS_NOT, ("secret",))),)
+    assert tagged.conditions == (
+        ast.ResourceAttribute(ast.AttributeTest("classification", Comparison.IS_NOT, ("secret",))),
+    )
 
 
 def test_partner_scope():
@@ -116,9 +122,14 @@ def test_partner_scope():
 def test_prohibitions_and_exemptions():
     p = sentence('No one may delete "db:prod/*" except by break glass.')
     assert p == ast.Prohibition(
-        ast.Subject(SubjectKind.ANYONE), ("delete",), ("db:prod/*",), exemptions=(ast.Exemption(ast.ExceptionKind.BREAK_GLASS),)
+        ast.Subject(SubjectKind.ANYONE),
+        ("delete",),
+        ("db:prod/*",),
+        exemptions=(ast.Exemption(ast.ExceptionKind.BREAK_GLASS),),
     )
-    q = sentence('Members of group "contractors" may not write "db:*" except by approved request or members of group "dba".')
+    q = sentence(
+        'Members of group "contractors" may not write "db:*" except by approved request or members of group "dba".'
+    )
     assert q.subject == ast.Subject(SubjectKind.GROUP, "contractors")
     assert q.exemptions == (
         ast.Exemption(ast.ExceptionKind.APPROVED_REQUEST),
@@ -148,7 +159,9 @@ def test_break_glass():
         'Members of group "sre" may break glass on "db:prod/*" for up to 1 hour; '
         'each use is reviewed by group "security" within 24 hours.'
     )
-    assert b == ast.BreakGlass(ast.Subject(SubjectKind.GROUP, "sre"), (), ("db:prod/*",), hours(1), "security", hours(24))
+    assert b == ast.BreakGlass(
+        ast.Subject(SubjectKind.GROUP, "sre"), (), ("db:prod/*",), hours(1), "security", hours(24)
+    )
     narrow = sentence(
         'Members of group "sre" may break glass to delete on "db:prod/*" for up to 1 hour; '
         'each use is reviewed by group "security" within 24 hours.'
@@ -160,13 +173,19 @@ def test_break_glass():
     ("text", "expected"),
     [
         ("Access tokens expire after 1 hour.", ast.TokenLifetime(ast.TokenKind.ACCESS, hours(1))),
-        ("Refresh tokens expire after 30 days.", ast.TokenLifetime(ast.TokenKind.REFRESH, ast.Duration(30, TimeUnit.DAY))),
+        (
+            "Refresh tokens expire after 30 days.",
+            ast.TokenLifetime(ast.TokenKind.REFRESH, ast.Duration(30, TimeUnit.DAY)),
+        ),
         ("ID tokens expire after 5 minutes.", ast.TokenLifetime(ast.TokenKind.ID, ast.Duration(5, TimeUnit.MINUTE))),
         (
             "Service credentials rotate every 90 days.",
             ast.Rotation(ast.CredentialKind.SERVICE_CREDENTIALS, ast.Duration(90, TimeUnit.DAY)),
         ),
-        ("Signing keys rotate every 4 weeks.", ast.Rotation(ast.CredentialKind.SIGNING_KEYS, ast.Duration(4, TimeUnit.WEEK))),
+        (
+            "Signing keys rotate every 4 weeks.",
+            ast.Rotation(ast.CredentialKind.SIGNING_KEYS, ast.Duration(4, TimeUnit.WEEK)),
+        ),
         ('Members of group "admins" must use MFA.', ast.MfaRequirement(ast.Subject(SubjectKind.GROUP, "admins"))),
         ("Everyone must use MFA.", ast.MfaRequirement(ast.Subject(SubjectKind.ANYONE))),
         (
@@ -176,7 +195,10 @@ def test_break_glass():
         ("Sessions end after 30 minutes idle.", ast.SessionLimits(None, ast.Duration(30, TimeUnit.MINUTE))),
         ("Accounts lock for 15 minutes after 5 failed logins.", ast.Lockout(ast.Duration(15, TimeUnit.MINUTE), 5)),
         ("Audit records are kept for 365 days.", ast.Retention(ast.RecordKind.AUDIT, ast.Duration(365, TimeUnit.DAY))),
-        ("Decision records are kept for 30 days.", ast.Retention(ast.RecordKind.DECISION, ast.Duration(30, TimeUnit.DAY))),
+        (
+            "Decision records are kept for 30 days.",
+            ast.Retention(ast.RecordKind.DECISION, ast.Duration(30, TimeUnit.DAY)),
+        ),
         (
             'Membership of group "contractors" is reviewed every 30 days by group "sre-leads".',
             ast.MembershipReview("contractors", ast.Duration(30, TimeUnit.DAY), "sre-leads"),
@@ -184,7 +206,10 @@ def test_break_glass():
         ('Requests not decided within 4 hours escalate to group "security".', ast.Escalation(hours(4), "security")),
         ("Requests not decided within 3 days expire.", ast.RequestExpiry(ast.Duration(3, TimeUnit.DAY))),
         ("Accounts of people who leave are disabled within 1 hour.", ast.Offboarding(hours(1))),
-        ('Lost MFA devices are reset only by 2 members of group "helpdesk".', ast.Recovery((ast.Quorum(2, "helpdesk"),))),
+        (
+            'Lost MFA devices are reset only by 2 members of group "helpdesk".',
+            ast.Recovery((ast.Quorum(2, "helpdesk"),)),
+        ),
         ('Group "legacy-admins" is revoked.', ast.Revocation(ast.Subject(SubjectKind.GROUP, "legacy-admins"))),
         ('Service "old-batch" is revoked.', ast.Revocation(ast.Subject(SubjectKind.SERVICE, "old-batch"))),
     ],
@@ -199,7 +224,9 @@ def test_keywords_are_case_insensitive_and_typographic_quotes_accepted():
 
 
 def test_escaped_quotes_in_strings():
-    charter = parse_charter('Charter "The \\"Main\\" \\\\ charter".\n  Effective 2026-01-01.\nClause 1. Users may read "x".')
+    charter = parse_charter(
+        'Charter "The \\"Main\\" \\\\ charter".\n  Effective 2026-01-01.\nClause 1. Users may read "x".'
+    )
     assert charter.name == 'The "Main" \\ charter'
 
 
@@ -216,14 +243,20 @@ def test_every_node_has_a_position():
 
 
 def test_comments_attach_to_the_following_clause():
-    charter = parse_charter(HEADER + "# why clause 1 exists\nClause 1. Users may read \"x\". # trailing\nClause 2. Users may read \"y\".\n# the end\n")
+    charter = parse_charter(
+        HEADER
+        + '# why clause 1 exists\nClause 1. Users may read "x". # trailing\nClause 2. Users may read "y".\n# the end\n'
+    )
     assert charter.clauses[0].comments == ("why clause 1 exists", "trailing")
     assert charter.clauses[1].comments == ()
     assert charter.trailing_comments == ("the end",)
 
 
 def test_every_syntax_error_is_reported_at_once():
-    text = HEADER + 'Clause 1. Users may reed.\nClause 2. Users may read "x".\nClause 3. Memebrs of group "a" may read "y".\n'
+    text = (
+        HEADER
+        + 'Clause 1. Users may reed.\nClause 2. Users may read "x".\nClause 3. Memebrs of group "a" may read "y".\n'
+    )
     with pytest.raises(CharterError) as caught:
         parse(text)
     assert [d.clause for d in caught.value.diagnostics] == [1, 3]

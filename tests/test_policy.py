@@ -24,7 +24,14 @@ DIRECTORY = {
         "erin": {"groups": ["admins"]},
         "old": {"groups": ["legacy"]},
     },
-    "groups": {"engineering": {}, "sre": {"groups": ["engineering"]}, "oncall": {"groups": ["sre"]}, "support": {}, "admins": {}, "legacy": {}},
+    "groups": {
+        "engineering": {},
+        "sre": {"groups": ["engineering"]},
+        "oncall": {"groups": ["sre"]},
+        "support": {},
+        "admins": {},
+        "legacy": {},
+    },
     "services": {"billing": {}},
     "resources": {"doc:alice-notes": {"owner": "alice", "attributes": {"department": "engineering", "env": "prod"}}},
 }
@@ -45,7 +52,7 @@ def test_deny_by_default():
     assert not d.allowed
     assert d.basis is Basis.DEFAULT
     assert d.clause is None
-    assert str(d) == 'deny: T v0 (no clause allows it)'
+    assert str(d) == "deny: T v0 (no clause allows it)"
 
 
 def test_allow_names_clause_and_version():
@@ -75,7 +82,17 @@ def test_subject_exemption_lifts_the_prohibition_for_them_only():
 
 
 def test_break_glass_exemption_needs_an_active_break_glass_grant():
-    grant = Grant("bg-1", GrantKind.BREAK_GLASS, "user", "alice", frozenset(), "db:prod/*", WEDNESDAY_10, WEDNESDAY_10 + dt.timedelta(hours=1), 2)
+    grant = Grant(
+        "bg-1",
+        GrantKind.BREAK_GLASS,
+        "user",
+        "alice",
+        frozenset(),
+        "db:prod/*",
+        WEDNESDAY_10,
+        WEDNESDAY_10 + dt.timedelta(hours=1),
+        2,
+    )
     clauses = (
         'No one may delete "db:prod/*" except by break glass.',
         'Members of group "sre" may break glass on "db:prod/*" for up to 1 hour; each use is reviewed by group "security" within 24 hours.',
@@ -90,7 +107,17 @@ def test_break_glass_exemption_needs_an_active_break_glass_grant():
 
 
 def test_a_request_grant_does_not_pass_a_prohibition_without_its_exemption():
-    grant = Grant("g-1", GrantKind.REQUEST, "user", "bob", frozenset({"write"}), "db:prod/*", WEDNESDAY_10, WEDNESDAY_10 + dt.timedelta(hours=8), 1)
+    grant = Grant(
+        "g-1",
+        GrantKind.REQUEST,
+        "user",
+        "bob",
+        frozenset({"write"}),
+        "db:prod/*",
+        WEDNESDAY_10,
+        WEDNESDAY_10 + dt.timedelta(hours=8),
+        1,
+    )
     eligible = 'Members of group "support" may request write on "db:prod/*" for up to 8 hours.'
     blocked = snapshot(eligible, 'No one may write "db:prod/*".', grants=[grant])
     assert decide(blocked, "bob", "write", "db:prod/a").clause == 2
@@ -138,7 +165,12 @@ def test_until_is_exclusive():
 
 
 def test_revoked_group_grants_nothing_and_revoked_identity_is_denied():
-    s = snapshot('Members of group "legacy" may read "*".', 'Group "legacy" is revoked.', 'User "bob" is revoked.', 'Users may read "public/*".')
+    s = snapshot(
+        'Members of group "legacy" may read "*".',
+        'Group "legacy" is revoked.',
+        'User "bob" is revoked.',
+        'Users may read "public/*".',
+    )
     assert not decide(s, "old", resource="anything").allowed
     d = decide(s, "bob", resource="public/x")
     assert not d.allowed and d.basis is Basis.REVOCATION and d.clause == 3
@@ -166,7 +198,9 @@ def test_condition_failures_are_named():
     )
     assert decide(s, "bob", resource="tickets/1").reasons == ("clause 1 would allow it, but needs MFA",)
     evening = decide(s, "bob", resource="tickets/1", mfa=True, time=WEDNESDAY_10.replace(hour=19))
-    assert evening.reasons == ("clause 1 would allow it, but outside weekdays 08:00-18:00 UTC (it is Wednesday 19:00 UTC)",)
+    assert evening.reasons == (
+        "clause 1 would allow it, but outside weekdays 08:00-18:00 UTC (it is Wednesday 19:00 UTC)",
+    )
     assert decide(s, "bob", resource="tickets/1", mfa=True).allowed
     remote = decide(s, "billing", resource="db:prod/invoices", subject_type="service", ip="192.168.1.4")
     assert remote.reasons == ("clause 2 would allow it, but network 192.168.1.4 not in 10.0.0.0/8",)
@@ -187,7 +221,9 @@ def test_an_overnight_window_belongs_to_the_day_it_opens():
     assert decide(s, resource="batch/a", time=friday_late).allowed
     assert decide(s, resource="batch/a", time=friday_late + dt.timedelta(hours=2, minutes=30)).allowed  # Saturday 01:30
     assert not decide(s, resource="batch/a", time=dt.datetime(2026, 12, 4, 1, 0, tzinfo=dt.UTC)).allowed  # Friday 01:00
-    assert not decide(s, resource="batch/a", time=dt.datetime(2026, 12, 5, 23, 0, tzinfo=dt.UTC)).allowed  # Saturday 23:00
+    assert not decide(
+        s, resource="batch/a", time=dt.datetime(2026, 12, 5, 23, 0, tzinfo=dt.UTC)
+    ).allowed  # Saturday 23:00
 
 
 def test_subject_and_resource_attributes_and_relations():
@@ -199,14 +235,20 @@ def test_subject_and_resource_attributes_and_relations():
         'Users may share "doc:*" when the resource\'s "contact" is the subject\'s "email".',
     )
     assert decide(s, "bob", resource="reports:finance/q3").allowed
-    assert "department is \"engineering\", needs \"finance\"" in decide(s, "alice", resource="reports:finance/q3").reasons[0]
+    assert (
+        'department is "engineering", needs "finance"' in decide(s, "alice", resource="reports:finance/q3").reasons[0]
+    )
     assert decide(s, "alice", resource="doc:alice-notes").allowed  # owner held in the directory
     assert not decide(s, "bob", resource="doc:alice-notes").allowed
-    assert decide(s, "bob", resource="doc:new", resource_attributes={"owner": "bob"}).allowed  # owner given with the request
+    assert decide(
+        s, "bob", resource="doc:new", resource_attributes={"owner": "bob"}
+    ).allowed  # owner given with the request
     assert decide(s, "carol", "write", "doc:alice-notes").allowed  # same department
     assert not decide(s, "bob", "write", "doc:alice-notes").allowed
     assert not decide(s, "alice", "delete", "doc:alice-notes").allowed  # env is prod in the directory
-    assert decide(s, "alice", "delete", "doc:alice-notes", resource_attributes={"env": "dev"}).allowed  # request overrides
+    assert decide(
+        s, "alice", "delete", "doc:alice-notes", resource_attributes={"env": "dev"}
+    ).allowed  # request overrides
     assert decide(s, "alice", "share", "doc:x", resource_attributes={"contact": "alice@acme.example"}).allowed
 
 
@@ -214,7 +256,9 @@ def test_scopes_for_partners():
     directory = {**DIRECTORY, "partners": {"acme": {}}}
     s = snapshot('Partner "acme" may read "api:shipments/*" with scope "shipments.read".', directory=directory)
     assert not decide(s, "acme", resource="api:shipments/1", subject_type="partner").allowed
-    assert decide(s, "acme", resource="api:shipments/1", subject_type="partner", scopes=frozenset({"shipments.read"})).allowed
+    assert decide(
+        s, "acme", resource="api:shipments/1", subject_type="partner", scopes=frozenset({"shipments.read"})
+    ).allowed
 
 
 @pytest.mark.parametrize(

@@ -32,9 +32,7 @@ from charter.language.formatter import format_document, format_sentence
 from charter.language.parser import parse
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
-EXAMPLE_TEXTS = sorted(
-    path.read_text() for pattern in ("*.charter", "*.amendment") for path in EXAMPLES.glob(pattern)
-)
+EXAMPLE_TEXTS = sorted(path.read_text() for pattern in ("*.charter", "*.amendment") for path in EXAMPLES.glob(pattern))
 HEADER = 'Charter "T".\n  Effective 2026-01-01.\n\n'
 
 

@@ -90,7 +90,9 @@ def load_directory_file(path: str) -> Directory:
     try:
         data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise CharterError([Diagnostic(Severity.ERROR, f"not valid YAML/JSON: {exc}", source_name=path, code="directory")]) from None
+        raise CharterError(
+            [Diagnostic(Severity.ERROR, f"not valid YAML/JSON: {exc}", source_name=path, code="directory")]
+        ) from None
     return load_directory(data, path)
 
 
@@ -171,4 +173,6 @@ def expectation_files_beside(charter_path: str) -> list[str]:
     """`acme.charter` keeps its policy tests in `acme.expect` and `acme.*.expect` beside it."""
     path = Path(charter_path)
     stem = path.name.rsplit(".", 1)[0]
-    return sorted(str(p) for p in path.parent.glob("*.expect") if p.name == f"{stem}.expect" or p.name.startswith(f"{stem}."))
+    return sorted(
+        str(p) for p in path.parent.glob("*.expect") if p.name == f"{stem}.expect" or p.name.startswith(f"{stem}.")
+    )

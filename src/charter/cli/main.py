@@ -68,7 +68,9 @@ def check_command(files: tuple[str, ...], directory_file: str | None, today: dt.
         sys.exit(FINDINGS)
     _show(report.diagnostics, report.sources)
     if report.diagnostics:
-        click.echo(f"{_count(report.errors, 'error')}, {_count(report.warnings, 'warning')} in {_count(len(files), 'file')}")
+        click.echo(
+            f"{_count(report.errors, 'error')}, {_count(report.warnings, 'warning')} in {_count(len(files), 'file')}"
+        )
         sys.exit(FINDINGS)
     click.echo(f"{_count(len(files), 'file')} checked: no findings")
 
@@ -105,7 +107,9 @@ def fmt_command(files: tuple[str, ...], check_only: bool) -> None:
 @click.argument("amendment_files", metavar="[AMENDMENT]...", nargs=-1)
 @click.option("--as-of", type=DATE, help="The date to consolidate for (default: today).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: each clause with its text and origin.")
-def consolidate_command(charter_file: str, amendment_files: tuple[str, ...], as_of: dt.date | None, as_json: bool) -> None:
+def consolidate_command(
+    charter_file: str, amendment_files: tuple[str, ...], as_of: dt.date | None, as_json: bool
+) -> None:
     """Print the text in force on a date: the charter with every amendment effective by then folded in."""
     as_of = as_of or clock_today(SystemClock())
     try:
@@ -159,7 +163,9 @@ def _moment(value: str | None) -> dt.datetime:
 
 @cli.command("explain")
 @click.option("--charter", "charter_file", required=True, metavar="FILE")
-@click.option("--amendment", "amendment_files", multiple=True, metavar="FILE", help="Amendments to fold in (repeatable).")
+@click.option(
+    "--amendment", "amendment_files", multiple=True, metavar="FILE", help="Amendments to fold in (repeatable)."
+)
 @click.option("--directory", "directory_file", metavar="FILE", help="YAML or JSON directory.")
 @click.option("--subject", required=True, help='A user id, or "service:ID" / "partner:ID".')
 @click.option("--action", required=True)
@@ -183,7 +189,9 @@ def explain_command(charter_file, amendment_files, directory_file, subject, acti
 @cli.command("test")
 @click.argument("charter_file", metavar="CHARTER")
 @click.argument("amendment_files", metavar="[AMENDMENT]...", nargs=-1)
-@click.option("--expectations", "expectation_files", multiple=True, metavar="FILE", help="Default: CHARTER's stem .expect files.")
+@click.option(
+    "--expectations", "expectation_files", multiple=True, metavar="FILE", help="Default: CHARTER's stem .expect files."
+)
 @click.option("--directory", "directory_file", metavar="FILE", help="Overrides the expectation file's Directory line.")
 def test_command(charter_file, amendment_files, expectation_files, directory_file):
     """Run policy tests: each `Expect allow/deny [by clause N]: ...` line against the charter."""

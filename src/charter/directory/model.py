@@ -112,7 +112,15 @@ def load_directory(data: object, source_name: str = "<directory>") -> Directory:
         return _load(data)
     except _Bad as bad:
         raise CharterError(
-            [Diagnostic(Severity.ERROR, f"{bad.path}: {bad.message}", source_name=source_name, hint=bad.hint, code="directory")]
+            [
+                Diagnostic(
+                    Severity.ERROR,
+                    f"{bad.path}: {bad.message}",
+                    source_name=source_name,
+                    hint=bad.hint,
+                    code="directory",
+                )
+            ]
         ) from None
 
 
@@ -135,7 +143,9 @@ def _load(data: object) -> Directory:
         for entry_id, entry in entries.items():
             for parent in entry.groups:
                 if parent not in groups:
-                    raise _Bad(f"{section}.{entry_id}.groups", f'unknown group "{parent}"', did_you_mean(parent, groups))
+                    raise _Bad(
+                        f"{section}.{entry_id}.groups", f'unknown group "{parent}"', did_you_mean(parent, groups)
+                    )
     _reject_cycles(groups)
     resources = {rid: _resource(rid, entry) for rid, entry in sections["resources"].items()}
     return Directory(
@@ -226,7 +236,9 @@ def _resource(rid: str, entry: Mapping) -> Resource:
     for key in ("groups", "state"):
         if key in entry:
             raise _Bad(f"{path}.{key}", "resources have only attributes and an owner")
-    return Resource(rid, _attributes(entry.get("attributes"), f"{path}.attributes"), _owner(entry.get("owner"), f"{path}.owner"))
+    return Resource(
+        rid, _attributes(entry.get("attributes"), f"{path}.attributes"), _owner(entry.get("owner"), f"{path}.owner")
+    )
 
 
 def _identity(iid: str, kind: IdentityKind, entry: Mapping, section: str) -> Identity:
@@ -251,7 +263,7 @@ def _reject_cycles(groups: Mapping[str, Group]) -> None:
 
     def visit(gid: str, trail: tuple[str, ...]) -> None:
         if gid in trail:
-            cycle = " -> ".join((*trail[trail.index(gid):], gid))
+            cycle = " -> ".join((*trail[trail.index(gid) :], gid))
             raise _Bad(f"groups.{gid}.groups", f"groups are nested in a cycle: {cycle}")
         if gid in done:
             return

@@ -265,7 +265,10 @@ class Prohibition:
 
 @dataclass(frozen=True, slots=True)
 class Eligibility:
-    """Just-in-time access: `<subject> may request <actions> on <resources> for up to D[, with a reason][, approved by Q].`"""
+    """Just-in-time access.
+
+    `<subject> may request <actions> on <resources> for up to D[, with a reason][, approved by Q].`
+    """
 
     subject: Subject
     actions: tuple[str, ...]
@@ -280,7 +283,9 @@ class Eligibility:
 
 @dataclass(frozen=True, slots=True)
 class BreakGlass:
-    """Emergency access: `<subject> may break glass on <resources> for up to D; each use is reviewed by group G within D.`
+    """Emergency access.
+
+    `<subject> may break glass on <resources> for up to D; each use is reviewed by group G within D.`
 
     An empty `actions` means every action on the resources.
     """

@@ -150,7 +150,7 @@ def _amendment_findings(
                 members = "member" if required.count == 1 else "members"
                 yield Diagnostic(
                     Severity.ERROR,
-                    f"amendment {amendment.number} asks for {offered} approver(s) from group \"{required.group}\"; "
+                    f'amendment {amendment.number} asks for {offered} approver(s) from group "{required.group}"; '
                     f"the charter requires at least {required.count}",
                     offering[0].span if offering else amendment.span,
                     source,
@@ -326,7 +326,12 @@ def _unknown(
     clause: int | None,
     names: KnownNames,
 ) -> Iterator[Diagnostic]:
-    if name is None or kind not in (ast.SubjectKind.USER, ast.SubjectKind.GROUP, ast.SubjectKind.SERVICE, ast.SubjectKind.PARTNER):
+    if name is None or kind not in (
+        ast.SubjectKind.USER,
+        ast.SubjectKind.GROUP,
+        ast.SubjectKind.SERVICE,
+        ast.SubjectKind.PARTNER,
+    ):
         return
     known = names.of(kind)
     if name not in known:
@@ -401,7 +406,7 @@ def _rescue_hint(rule: ast.Sentence) -> str:
         return 'add "except by approved request" to the prohibition if approved requests should pass'
     if isinstance(rule, ast.BreakGlass):
         return 'add "except by break glass" to the prohibition'
-    return "narrow the prohibition, or name these subjects in its \"except\""
+    return 'narrow the prohibition, or name these subjects in its "except"'
 
 
 def _obligation_key(sentence: ast.Sentence) -> tuple[object, str] | None:
@@ -427,4 +432,3 @@ def _obligation_key(sentence: ast.Sentence) -> tuple[object, str] | None:
         case ast.Recovery():
             return ("recovery", "the recovery of lost MFA devices")
     return None
-

@@ -10,6 +10,7 @@ and nothing is returned.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -124,7 +125,9 @@ def consolidate(
         raise CharterError(errors)
 
     in_force = {
-        c.number: ConsolidatedClause(c.number, c.sentence, Origin(OriginKind.ORIGINAL, None, charter.effective), c.comments)
+        c.number: ConsolidatedClause(
+            c.number, c.sentence, Origin(OriginKind.ORIGINAL, None, charter.effective), c.comments
+        )
         for c in charter.clauses
     }
     struck: dict[int, StruckClause] = {}
@@ -146,7 +149,9 @@ def consolidate(
     )
 
 
-def _order_errors(charter: ast.Charter, amendments: Sequence[ast.Amendment], names: Mapping[int, str]) -> list[Diagnostic]:
+def _order_errors(
+    charter: ast.Charter, amendments: Sequence[ast.Amendment], names: Mapping[int, str]
+) -> list[Diagnostic]:
     errors = []
     seen: dict[int, ast.Amendment] = {}
     for amendment in amendments:
@@ -185,7 +190,7 @@ def _order_errors(charter: ast.Charter, amendments: Sequence[ast.Amendment], nam
                 )
             )
     ordered = sorted(seen.values(), key=lambda a: a.number)
-    for earlier, later in zip(ordered, ordered[1:], strict=False):
+    for earlier, later in itertools.pairwise(ordered):
         if later.effective < earlier.effective:
             errors.append(
                 Diagnostic(
@@ -232,7 +237,8 @@ def _apply(
             elif number in struck:
                 error(
                     change,
-                    f"clause {number} was struck by amendment {struck[number].amendment}; struck numbers are not reused",
+                    f"clause {number} was struck by amendment {struck[number].amendment}; "
+                    "struck numbers are not reused",
                     "amend.insert-struck",
                     hint=f"insert it as clause {max([*in_force, *struck]) + 1}",
                 )
@@ -282,7 +288,9 @@ def render(version: Consolidated) -> str:
     if version.as_of is not None:
         lines[0] = lines[0][:-1] + f", as of {version.as_of.isoformat()}."
     applied = ", ".join(f"amendment {a.number} ({a.effective.isoformat()})" for a in version.applied)
-    lines.append(f"In force: the charter of {version.charter.effective.isoformat()}" + (f", {applied}." if applied else "."))
+    lines.append(
+        f"In force: the charter of {version.charter.effective.isoformat()}" + (f", {applied}." if applied else ".")
+    )
     pending = list(version.struck)
 
     def struck_note(s: StruckClause) -> str:

@@ -77,7 +77,7 @@ class _ExpectationParser(_Parser):
                     self.advance()
                     directory = self.expect_string("the directory file").text
                 self.expect_punct(".", 'a "." to end the header line')
-        except Exception as failure:  # noqa: BLE001 - re-raised as the language's own error below
+        except Exception as failure:
             self._raise(failure)
         expectations = []
         while self.peek().kind is not Kind.END:
@@ -116,7 +116,9 @@ class _ExpectationParser(_Parser):
         self.expect_punct(":", '":" before the request')
         kind_token = self.peek()
         if not self.at("user", "service", "partner"):
-            raise self.expected('the subject: user "name", service "name" or partner "name"', ("user", "service", "partner"))
+            raise self.expected(
+                'the subject: user "name", service "name" or partner "name"', ("user", "service", "partner")
+            )
         self.advance()
         subject = self.expect_string(f"the {kind_token.lower}'s name").text
         action = self.action(after=self.tokens[self.pos - 1])
@@ -137,12 +139,14 @@ class _ExpectationParser(_Parser):
                 at = self.moment()
             elif self.accept("where"):
                 self.expect("the")
-                self.expect("resource's", "\"resource's\" and an attribute name")
+                self.expect("resource's", '"resource\'s" and an attribute name')
                 name = self.attribute_name()
                 self.expect("is", '"is" and a value')
                 attributes.append((name, self.expect_string("the value").text))
             else:
-                raise self.expected('".", or "with MFA", "with scope", "from ADDRESS", "at DATE" or "where the resource\'s ..."')
+                raise self.expected(
+                    '".", or "with MFA", "with scope", "from ADDRESS", "at DATE" or "where the resource\'s ..."'
+                )
             self.accept_punct(",")
         self.advance()
         text = self.source[start.span.start : self.tokens[self.pos - 1].span.end]

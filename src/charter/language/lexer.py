@@ -110,7 +110,7 @@ def tokenize(source: str, source_name: str = "<text>") -> tuple[list[Token], lis
                 [
                     Diagnostic(
                         Severity.ERROR,
-                        "unterminated string: expected a closing quote (\") before the end of the line",
+                        'unterminated string: expected a closing quote (") before the end of the line',
                         Span(pos, pos + 1, line, column),
                         source_name,
                         code="lex.unterminated-string",

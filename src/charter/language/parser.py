@@ -144,7 +144,9 @@ class _Parser:
     def accept_punct(self, mark: str) -> Token | None:
         return self.advance() if self.at_punct(mark) else None
 
-    def fail(self, message: str, token: Token | None = None, hint: str | None = None, span: Span | None = None) -> _Failure:
+    def fail(
+        self, message: str, token: Token | None = None, hint: str | None = None, span: Span | None = None
+    ) -> _Failure:
         token = token or self.peek()
         return _Failure(
             Diagnostic(
@@ -254,7 +256,11 @@ class _Parser:
             document = self.amendment()
         else:
             raise CharterError(
-                [self.expected('"Charter" or "Amendment" at the start of the document', ("Charter", "Amendment")).diagnostic],
+                [
+                    self.expected(
+                        '"Charter" or "Amendment" at the start of the document', ("Charter", "Amendment")
+                    ).diagnostic
+                ],
                 self.source,
             )
         if self.errors or document is None:
@@ -467,7 +473,7 @@ class _Parser:
         self.expect("to", after=self.tokens[self.pos - 1])
         self.expect("charter", '"Charter" and the name of the charter it amends')
         name = self.expect_string("the name of the charter it amends")
-        self.expect_punct(".", "a \".\" after the charter's name")
+        self.expect_punct(".", 'a "." after the charter\'s name')
         return number, name.text
 
     def _reason_line(self) -> str:
@@ -502,8 +508,10 @@ class _Parser:
         while self.peek().kind is not Kind.END:
             token = self.peek()
             previous = self.tokens[self.pos - 1]
-            if token.kind is Kind.WORD and token.lower in starts and (
-                (previous.kind is Kind.PUNCT and previous.text in ".:") or previous.span.line < token.span.line
+            if (
+                token.kind is Kind.WORD
+                and token.lower in starts
+                and ((previous.kind is Kind.PUNCT and previous.text in ".:") or previous.span.line < token.span.line)
             ):
                 return
             self.advance()
@@ -543,7 +551,9 @@ class _Parser:
             self.advance()
             self.expect_punct(":", '":" after "with"')
             sentence = self.sentence()
-            return ast.ReplaceClause(number, sentence, leading + self.take_comments(self.last_line()), span=self.span_from(start))
+            return ast.ReplaceClause(
+                number, sentence, leading + self.take_comments(self.last_line()), span=self.span_from(start)
+            )
         if self.accept("insert"):
             self.expect("clause", '"clause" and its number')
             number = self.positive_number("the number of the new clause")
@@ -555,7 +565,9 @@ class _Parser:
                 )
             self.expect_punct(":", 'a ":" after the number of the new clause')
             sentence = self.sentence()
-            return ast.InsertClause(number, sentence, leading + self.take_comments(self.last_line()), span=self.span_from(start))
+            return ast.InsertClause(
+                number, sentence, leading + self.take_comments(self.last_line()), span=self.span_from(start)
+            )
         synonym = CHANGE_SYNONYMS.get(start.lower) if start.kind is Kind.WORD else None
         raise self.expected(
             'a change: "Replace clause N with: ...", "Insert clause N: ..." or "Strike clause N."',
@@ -578,7 +590,7 @@ class _Parser:
             return self.group_revocation()
         if word in ("access", "refresh", "id"):
             return self.token_lifetime()
-        if word == "service" and self.at("credentials", ahead=1) or word == "signing":
+        if (word == "service" and self.at("credentials", ahead=1)) or word == "signing":
             return self.rotation()
         if word == "sessions":
             return self.session_limits()
@@ -640,7 +652,11 @@ class _Parser:
             self.expect("group", '"group" and its name', after=self.tokens[self.pos - 1])
             name = self.expect_string("the group's name")
             return ast.Subject(ast.SubjectKind.GROUP, name.text, self.whose(), span=self.span_from(start))
-        for word, kind in (("user", ast.SubjectKind.USER), ("service", ast.SubjectKind.SERVICE), ("partner", ast.SubjectKind.PARTNER)):
+        for word, kind in (
+            ("user", ast.SubjectKind.USER),
+            ("service", ast.SubjectKind.SERVICE),
+            ("partner", ast.SubjectKind.PARTNER),
+        ):
             if self.accept(word):
                 name = self.expect_string(f"the {word}'s name")
                 return ast.Subject(kind, name.text, self.whose(), span=self.span_from(start))
@@ -658,7 +674,10 @@ class _Parser:
             return ast.Subject(ast.SubjectKind.ANYONE, None, self.whose(), span=self.span_from(start))
         if self.accept("everyone"):
             return ast.Subject(ast.SubjectKind.ANYONE, None, self.whose(), span=self.span_from(start))
-        raise self.expected('a subject (Members of group "x", User "x", Users, Service "x", Partner "x", Anyone authenticated)', SUBJECT_STARTS)
+        raise self.expected(
+            'a subject (Members of group "x", User "x", Users, Service "x", Partner "x", Anyone authenticated)',
+            SUBJECT_STARTS,
+        )
 
     def whose(self) -> tuple[ast.AttributeTest, ...]:
         if not self.accept("whose"):
@@ -827,7 +846,14 @@ class _Parser:
             )
         reviewer, within = parts.review
         return ast.BreakGlass(
-            subject, actions, resources, parts.max_duration, reviewer, within, parts.conditions, parts.validity,
+            subject,
+            actions,
+            resources,
+            parts.max_duration,
+            reviewer,
+            within,
+            parts.conditions,
+            parts.validity,
             span=self.span_from(start),
         )
 
@@ -853,9 +879,8 @@ class _Parser:
         parts = _Modifiers()
         while True:
             separator = self.peek()
-            if (self.at_punct(",") or self.at("and")) and self._modifier_starts(1):
-                self.advance()
-            elif self.at_punct(";") and self.at("each", ahead=1):
+            separated = (self.at_punct(",") or self.at("and")) and self._modifier_starts(1)
+            if separated or (self.at_punct(";") and self.at("each", ahead=1)):
                 self.advance()
             if not self._modifier_starts(0):
                 if separator is not self.peek():
@@ -867,9 +892,19 @@ class _Parser:
         token = self.peek(ahead)
         if token.kind is not Kind.WORD:
             return False
-        return token.lower in ("with", "from", "on", "between", "when", "they", "for", "until", "except", "approved", "each") or (
-            token.lower == "of" and self.at("their", ahead=ahead + 1)
-        )
+        return token.lower in (
+            "with",
+            "from",
+            "on",
+            "between",
+            "when",
+            "they",
+            "for",
+            "until",
+            "except",
+            "approved",
+            "each",
+        ) or (token.lower == "of" and self.at("their", ahead=ahead + 1))
 
     def modifier(self, parts: _Modifiers, allowed: set[str]) -> None:
         start = self.peek()
@@ -952,9 +987,14 @@ class _Parser:
 
     def exemptions(self) -> tuple[ast.Exemption, ...]:
         found = [self.exemption()]
-        while (self.at("or", "and") or self.at_punct(",")) and self.peek(1).kind is Kind.WORD and self.peek(1).lower in (
-            "by",
-            *EXEMPT_SUBJECTS,
+        while (
+            (self.at("or", "and") or self.at_punct(","))
+            and self.peek(1).kind is Kind.WORD
+            and self.peek(1).lower
+            in (
+                "by",
+                *EXEMPT_SUBJECTS,
+            )
         ):
             self.advance()
             found.append(self.exemption())
@@ -973,7 +1013,9 @@ class _Parser:
         if self.at(*EXEMPT_SUBJECTS):
             subject = self.subject()
             return ast.Exemption(ast.ExceptionKind.SUBJECT, subject, span=self.span_from(start))
-        raise self.expected('"by break glass", "by approved request" or a subject such as members of group "dba"', ("by", "members"))
+        raise self.expected(
+            '"by break glass", "by approved request" or a subject such as members of group "dba"', ("by", "members")
+        )
 
     # --- conditions -------------------------------------------------------------------------------
 
@@ -1072,7 +1114,11 @@ class _Parser:
             if last < found[0]:
                 raise self.fail("a day range must run forward from Monday to Sunday", self.tokens[self.pos - 1])
             return tuple(range(found[0], last + 1))
-        while (self.at_punct(",") or self.at("and")) and self.peek(1).kind is Kind.WORD and self.peek(1).lower.rstrip("s") in DAYS:
+        while (
+            (self.at_punct(",") or self.at("and"))
+            and self.peek(1).kind is Kind.WORD
+            and self.peek(1).lower.rstrip("s") in DAYS
+        ):
             self.advance()
             found.append(self.day())
         return tuple(sorted(set(found)))
@@ -1087,7 +1133,7 @@ class _Parser:
                     return DAYS.index(candidate)
         raise self.expected(
             'a day: "weekdays", "weekends", or a day name such as "Monday"',
-            ("weekdays", "weekends") + tuple(d.capitalize() for d in DAYS),
+            ("weekdays", "weekends", *(d.capitalize() for d in DAYS)),
         )
 
     def time_of_day(self) -> dt.time:
@@ -1113,7 +1159,9 @@ class _Parser:
             return None
         if token.text != "UTC" and token.text not in _time_zones():
             hint = did_you_mean(token.text, _time_zones())
-            raise self.fail(f'unknown time zone "{token.text}": expected UTC or an IANA name such as Europe/Paris', token, hint)
+            raise self.fail(
+                f'unknown time zone "{token.text}": expected UTC or an IANA name such as Europe/Paris', token, hint
+            )
         self.advance()
         return token.text
 
@@ -1122,13 +1170,13 @@ class _Parser:
         self.expect("the", '"the resource\'s" or "the subject\'s"', after=start)
         side = self.peek()
         if not self.at("resource's", "subject's"):
-            raise self.expected("\"resource's\" or \"subject's\"", ("resource's", "subject's"))
+            raise self.expected('"resource\'s" or "subject\'s"', ("resource's", "subject's"))
         self.advance()
         name = self.attribute_name()
         if side.lower == "resource's" and self.at("is") and self.at("the", ahead=1):
             self.advance()
             self.advance()
-            self.expect("subject's", "\"subject's\" and an attribute name")
+            self.expect("subject's", '"subject\'s" and an attribute name')
             other = self.attribute_name()
             return ast.AttributeRelation(name, other, span=self.span_from(start))
         comparison, values = self.comparison()
@@ -1199,7 +1247,9 @@ class _Parser:
             return ast.Lockout(duration, attempts, span=self.span_from(start))
         if self.accept("of"):
             for word in ("people", "who", "leave", "are", "disabled", "within"):
-                self.expect(word, f'"{word}" (the sentence is "Accounts of people who leave are disabled within 1 hour.")')
+                self.expect(
+                    word, f'"{word}" (the sentence is "Accounts of people who leave are disabled within 1 hour.")'
+                )
             within = self.duration()
             self.expect_end("nothing more")
             return ast.Offboarding(within, span=self.span_from(start))
@@ -1266,7 +1316,9 @@ class _Parser:
         self.advance()
         self.expect("revoked", '"revoked"')
         self.expect_end("nothing more")
-        return ast.Revocation(ast.Subject(ast.SubjectKind.GROUP, name.text, span=self.span_from(start)), span=self.span_from(start))
+        return ast.Revocation(
+            ast.Subject(ast.SubjectKind.GROUP, name.text, span=self.span_from(start)), span=self.span_from(start)
+        )
 
     # --- values ---------------------------------------------------------------------------------
 
@@ -1355,7 +1407,7 @@ class _Parser:
 class _Modifiers:
     """What `modifiers()` collected after a rule's resources."""
 
-    __slots__ = ("conditions", "validity", "max_duration", "reason", "approvers", "exemptions", "review")
+    __slots__ = ("approvers", "conditions", "exemptions", "max_duration", "reason", "review", "validity")
 
     def __init__(self) -> None:
         self.conditions: tuple[ast.Condition, ...] = ()

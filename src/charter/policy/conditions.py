@@ -24,7 +24,7 @@ DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
 class CompiledCondition:
     """A check plus what it needs: `uses_time` and `uses_resource` let the engine skip work when it can."""
 
-    __slots__ = ("check", "text", "uses_time", "uses_resource")
+    __slots__ = ("check", "text", "uses_resource", "uses_time")
 
     def __init__(self, check: Check, text: str, uses_time: bool = False, uses_resource: bool = False):
         self.check = check
@@ -188,7 +188,7 @@ def _relation(resource_attribute: str, subject_attribute: str) -> Check:
         if theirs and mine and set(theirs) & set(mine):
             return None
         return (
-            f'resource\'s "{resource_attribute}" ({", ".join(theirs) or "not set"}) is not the subject\'s '
+            f"resource's \"{resource_attribute}\" ({', '.join(theirs) or 'not set'}) is not the subject's "
             f'"{subject_attribute}" ({", ".join(mine) or "not set"})'
         )
 

@@ -15,7 +15,12 @@ from charter.policy.request import Request
 from charter.policy.rules import Rule
 from charter.policy.snapshot import Snapshot, _lapsed
 
-KINDS = {"Permission": "permission", "Prohibition": "prohibition", "Eligibility": "request clause", "BreakGlass": "break glass"}
+KINDS = {
+    "Permission": "permission",
+    "Prohibition": "prohibition",
+    "Eligibility": "request clause",
+    "BreakGlass": "break glass",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +65,9 @@ def explain(snapshot: Snapshot, request: Request) -> Explanation:
         steps.append(Step(principal.blocked.clause, "subject", "denied", "; ".join(principal.blocked.reasons)))
         return Explanation(request, decision, tuple(steps), False)
     if principal.mfa_decision is not None and not request.context.mfa:
-        steps.append(Step(principal.mfa_decision.clause, "requirement", "denied", "; ".join(principal.mfa_decision.reasons)))
+        steps.append(
+            Step(principal.mfa_decision.clause, "requirement", "denied", "; ".join(principal.mfa_decision.reasons))
+        )
         return Explanation(request, decision, tuple(steps), False)
 
     now = snapshot._now(request.context)
@@ -90,7 +97,12 @@ def explain(snapshot: Snapshot, request: Request) -> Explanation:
         if covers:
             allowed = True
         steps.append(
-            Step(active.grant.clause, "grant", "applies" if covers else "skipped", f"{active.grant.kind.value} grant {active.grant.id}")
+            Step(
+                active.grant.clause,
+                "grant",
+                "applies" if covers else "skipped",
+                f"{active.grant.kind.value} grant {active.grant.id}",
+            )
         )
     return Explanation(request, decision, tuple(steps), allowed and not forbidden)
 
@@ -98,11 +110,11 @@ def explain(snapshot: Snapshot, request: Request) -> Explanation:
 def _miss(rule: Rule, principal, request: Request, now: float, attributes) -> str | None:
     """Why this rule does not apply to the request, or None when it does."""
     if not rule.selector.names(principal):
-        return f"does not name {principal.type} \"{principal.id}\" ({rule.selector.text})"
+        return f'does not name {principal.type} "{principal.id}" ({rule.selector.text})'
     if rule.actions and request.action not in rule.actions:
         return f"action {request.action} is not {', '.join(sorted(rule.actions))}"
     if not any(patterns.matches(p, request.resource) for p in rule.resources):
-        return f"\"{request.resource}\" does not match {', '.join(repr(p) for p in rule.resources)}"
+        return f'"{request.resource}" does not match {", ".join(repr(p) for p in rule.resources)}'
     if not rule.starts <= now < rule.ends:
         return _lapsed(rule, now)
     return rule.unmet(principal, request, now, attributes)

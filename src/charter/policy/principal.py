@@ -9,7 +9,7 @@ class Principal:
     """Compiled once per snapshot. `blocked` is a ready deny decision when the subject may do nothing at all;
     `mfa_decision` the deny to give when the charter requires MFA of it and the request has none."""
 
-    __slots__ = ("type", "id", "key", "groups", "attributes", "blocked", "mfa_decision")
+    __slots__ = ("attributes", "blocked", "groups", "id", "key", "mfa_decision", "type")
 
     def __init__(self, type_: str, id_: str, groups: frozenset[str], attributes: Mapping[str, object]):
         self.type = type_

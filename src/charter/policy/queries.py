@@ -37,7 +37,9 @@ def entitlements(snapshot: Snapshot, subject_type: str, subject: str) -> list[En
     for rule in snapshot.rules:
         if not rule.selector.names(principal) or rule.selector.unmet(principal) is not None:
             continue
-        if rule.exempt_selectors and any(s.names(principal) and s.unmet(principal) is None for s in rule.exempt_selectors):
+        if rule.exempt_selectors and any(
+            s.names(principal) and s.unmet(principal) is None for s in rule.exempt_selectors
+        ):
             continue
         found.append(
             Entitlement(
@@ -51,11 +53,15 @@ def entitlements(snapshot: Snapshot, subject_type: str, subject: str) -> list[En
         )
     for active in snapshot.grants.get(principal.key, ()):
         grant = active.grant
-        found.append(Entitlement("grant", tuple(sorted(grant.actions)), (grant.resource,), grant.clause, (), f"grant {grant.id}"))
+        found.append(
+            Entitlement("grant", tuple(sorted(grant.actions)), (grant.resource,), grant.clause, (), f"grant {grant.id}")
+        )
     return found
 
 
-def who_may(snapshot: Snapshot, action: str, resource: str, context: Context = NO_CONTEXT) -> list[tuple[str, str, Decision]]:
+def who_may(
+    snapshot: Snapshot, action: str, resource: str, context: Context = NO_CONTEXT
+) -> list[tuple[str, str, Decision]]:
     """(subject type, subject id, decision) for every identity allowed `action` on `resource` in this context."""
     allowed = []
     for subject_type, principals in snapshot.principals.items():

@@ -16,7 +16,7 @@ class Context:
     `resource_attributes` add to (and override) what the directory holds about the resource.
     """
 
-    __slots__ = ("mfa", "ip", "time", "scopes", "resource_attributes")
+    __slots__ = ("ip", "mfa", "resource_attributes", "scopes", "time")
 
     def __init__(
         self,
@@ -45,11 +45,16 @@ NO_CONTEXT = Context()
 
 
 class Request:
-    """`subject_type` is "user", "service" or "partner"; ids are directory ids; resources are names like "db:prod/orders"."""
+    """One question for the engine.
 
-    __slots__ = ("subject_type", "subject", "action", "resource", "context")
+    `subject_type` is "user", "service" or "partner"; `subject` a directory id; `resource` a name like "db:prod/orders".
+    """
 
-    def __init__(self, subject: str, action: str, resource: str, context: Context = NO_CONTEXT, subject_type: str = "user"):
+    __slots__ = ("action", "context", "resource", "subject", "subject_type")
+
+    def __init__(
+        self, subject: str, action: str, resource: str, context: Context = NO_CONTEXT, subject_type: str = "user"
+    ):
         self.subject_type = subject_type
         self.subject = subject
         self.action = action

@@ -18,7 +18,7 @@ ALWAYS = -math.inf
 class Selector:
     """Which principals a clause's subject names: a group's members, one identity, every user, or anyone."""
 
-    __slots__ = ("kind", "group", "key", "where", "text")
+    __slots__ = ("group", "key", "kind", "text", "where")
 
     def __init__(self, kind: str, group: str | None, key: str | None, where: tuple[Check, ...], text: str):
         self.kind = kind  # "group" | "identity" | "users" | "anyone"
@@ -72,20 +72,20 @@ class Rule:
     """
 
     __slots__ = (
-        "clause",
-        "sentence",
-        "text",
-        "selector",
         "actions",
-        "resources",
+        "clause",
         "conditions",
-        "starts",
-        "ends",
-        "timed",
         "decision",
+        "ends",
         "exempt_break_glass",
         "exempt_request",
         "exempt_selectors",
+        "resources",
+        "selector",
+        "sentence",
+        "starts",
+        "text",
+        "timed",
     )
 
     def __init__(

@@ -49,7 +49,9 @@ class ActiveGrant:
         return (
             self.starts <= now < self.ends
             and (not grant.actions or action in grant.actions)
-            and (resource.startswith(grant.resource[:-1]) if grant.resource.endswith("*") else resource == grant.resource)
+            and (
+                resource.startswith(grant.resource[:-1]) if grant.resource.endswith("*") else resource == grant.resource
+            )
         )
 
 
@@ -225,7 +227,9 @@ class Snapshot:
             for rule, reason in failed:
                 reasons.append(f"clause {rule.clause} would allow it, but {reason}")
         else:
-            reasons.append(f"no clause allows {request.action} on \"{request.resource}\" for {principal.type} \"{principal.id}\"")
+            reasons.append(
+                f'no clause allows {request.action} on "{request.resource}" for {principal.type} "{principal.id}"'
+            )
         if eligible is not None:
             reasons.append(f"clause {eligible} lets the subject request it")
         return Decision(
@@ -261,7 +265,11 @@ class Snapshot:
         if index is None:
             return []
         return sorted(
-            {r for r in index.candidates(principal, resource) if r.selector.names(principal) and r.selector.unmet(principal) is None},
+            {
+                r
+                for r in index.candidates(principal, resource)
+                if r.selector.names(principal) and r.selector.unmet(principal) is None
+            },
             key=lambda r: r.clause,
         )
 
@@ -271,7 +279,9 @@ class Snapshot:
             {
                 r
                 for r in rules
-                if (not r.actions or action in r.actions) and r.selector.names(principal) and r.selector.unmet(principal) is None
+                if (not r.actions or action in r.actions)
+                and r.selector.names(principal)
+                and r.selector.unmet(principal) is None
             },
             key=lambda r: r.clause,
         )
@@ -332,7 +342,12 @@ def compile_snapshot(
             targets = [permits]
         elif isinstance(sentence, ast.Prohibition):
             rule.decision = Decision(
-                False, Basis.PROHIBITION, name, number, clause.number, (f"forbidden by clause {clause.number}: {rule.text}",)
+                False,
+                Basis.PROHIBITION,
+                name,
+                number,
+                clause.number,
+                (f"forbidden by clause {clause.number}: {rule.text}",),
             )
             _exemptions(rule, sentence)
             targets = [forbids]
@@ -357,7 +372,8 @@ def compile_snapshot(
         source = by_clause.get(grant.clause)
         if breaking and isinstance(source, ast.BreakGlass):
             obligations.append(
-                f'each use is reviewed by group "{source.reviewer_group}" within {format_duration(source.review_within)}'
+                f'each use is reviewed by group "{source.reviewer_group}" '
+                f"within {format_duration(source.review_within)}"
             )
         active.setdefault(key, []).append(
             ActiveGrant(grant, grant.starts.timestamp(), grant.ends.timestamp(), breaking, tuple(obligations))
@@ -375,7 +391,9 @@ def compile_snapshot(
         grants={k: tuple(v) for k, v in active.items()},
         rules=tuple(rules),
         dropped=dropped,
-        resources=resources if resources is not None else {r.id: r.condition_attributes() for r in directory.resources.values()},
+        resources=resources
+        if resources is not None
+        else {r.id: r.condition_attributes() for r in directory.resources.values()},
         obligations=tuple(
             ast.Clause(c.number, c.sentence)
             for c in version.clauses
@@ -436,7 +454,11 @@ def _principals(
     closure = _group_closure(directory)
     shared: dict[tuple[str, ...], frozenset[str]] = {}
     result: dict[str, dict[str, Principal]] = {}
-    for type_, identities in (("user", directory.users), ("service", directory.services), ("partner", directory.partners)):
+    for type_, identities in (
+        ("user", directory.users),
+        ("service", directory.services),
+        ("partner", directory.partners),
+    ):
         compiled: dict[str, Principal] = {}
         for identity in identities.values():
             groups = shared.get(identity.groups)
@@ -460,13 +482,22 @@ def _principals(
     return result
 
 
-def _blocked(identity: Identity, principal: Principal, charter: str, version: int, revoked: Mapping[str, int]) -> Decision | None:
+def _blocked(
+    identity: Identity, principal: Principal, charter: str, version: int, revoked: Mapping[str, int]
+) -> Decision | None:
     if identity.state is not LifecycleState.ACTIVE:
         why = "the account is disabled" if identity.state is LifecycleState.DISABLED else "the person has left"
         return Decision(False, Basis.SUBJECT, charter, version, None, (why,))
     clause = revoked.get(principal.key)
     if clause is not None:
-        return Decision(False, Basis.REVOCATION, charter, version, clause, (f"{principal.type} \"{principal.id}\" is revoked by clause {clause}",))
+        return Decision(
+            False,
+            Basis.REVOCATION,
+            charter,
+            version,
+            clause,
+            (f'{principal.type} "{principal.id}" is revoked by clause {clause}',),
+        )
     return None
 
 
