@@ -224,6 +224,73 @@ def test_command(charter_file, amendment_files, expectation_files, directory_fil
     sys.exit(FINDINGS if failures else OK)
 
 
+@cli.group("db")
+def db_group() -> None:
+    """The store: SQLite in the data directory by default, PostgreSQL with CHARTER_DATABASE_URL."""
+
+
+@db_group.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database schema up to date (also done on every start)."""
+    from charter.store.db import make_engine, upgrade
+
+    engine = make_engine()
+    upgrade(engine)
+    click.echo(f"schema up to date: {engine.url.render_as_string(hide_password=True)}")
+
+
+def _initialize() -> tuple[object, object]:
+    from charter.bootstrap import initialize
+    from charter.store.db import make_engine
+
+    engine = make_engine()
+    return engine, initialize(engine)
+
+
+def _announce_credential(result) -> None:
+    if result.created:
+        click.echo("Created the store with the sample charter and directory.")
+        click.echo('Admin API credential (shown once; it acts as user "admin" of group "iam-admins"):')
+        click.echo(f"  {result.admin_credential}")
+
+
+@cli.command("init")
+def init_command() -> None:
+    """Create the store on first run: schema, sample charter and directory, a one-time admin credential."""
+    engine, result = _initialize()
+    _announce_credential(result)
+    if not result.created:
+        click.echo(f"Already initialised: {engine.url.render_as_string(hide_password=True)}")
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option(
+    "--workers", default=1, show_default=True, type=int, help="Worker processes (each keeps its own snapshot)."
+)
+def serve_command(host: str, port: int, workers: int) -> None:
+    """Serve the API (AuthZEN decisions, admin) on the embedded default or CHARTER_DATABASE_URL."""
+    import uvicorn
+
+    engine, result = _initialize()
+    _announce_credential(result)
+    base = f"http://{host}:{port}"
+    click.echo(f"Database: {engine.url.render_as_string(hide_password=True)}")
+    click.echo(f"API:      {base}/access/v1/evaluation (AuthZEN), {base}/admin/v1/ (admin)")
+    click.echo(f"OpenAPI:  {base}/openapi.json   docs: {base}/docs")
+    uvicorn.run(
+        "charter.web.server:app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        http="httptools",
+        loop="uvloop",
+    )
+
+
 def _read(path: str) -> str:
     try:
         return documents.read_text(path)

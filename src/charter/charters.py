@@ -1,0 +1,94 @@
+"""Charter texts in the store: upload a new version after it passes the checker; read the version in force.
+
+An upload is all-or-nothing: the text is parsed and checked against the
+directory first, and only a text without errors is stored (warnings are kept
+and returned).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from charter.directory.model import Directory
+from charter.language import ast
+from charter.language.checker import check
+from charter.language.consolidate import Consolidated, consolidate
+from charter.language.errors import CharterError, Diagnostic
+from charter.language.parser import parse_amendment, parse_charter
+from charter.store.models import AmendmentRow, CharterVersionRow
+
+IN_FORCE_STATES = ("in_force",)
+
+
+class Rejected(Exception):
+    """The text did not pass the parser or the checker; nothing was stored."""
+
+    def __init__(self, diagnostics: tuple[Diagnostic, ...]):
+        super().__init__("; ".join(d.headline() for d in diagnostics))
+        self.diagnostics = diagnostics
+
+
+@dataclass(frozen=True, slots=True)
+class Uploaded:
+    row: CharterVersionRow
+    warnings: tuple[Diagnostic, ...]
+
+
+def upload(
+    session: Session,
+    text: str,
+    directory: Directory,
+    actor: str,
+    now: dt.datetime,
+    revision: int,
+    source: str = "charter",
+) -> Uploaded:
+    try:
+        charter = parse_charter(text, source)
+    except CharterError as error:
+        raise Rejected(error.diagnostics) from None
+    result = check(charter, (), directory.names(), now.date(), source)
+    if result.errors:
+        raise Rejected(result.errors)
+    row = CharterVersionRow(
+        name=charter.name,
+        text=text,
+        sha256=hashlib.sha256(text.encode()).hexdigest(),
+        uploaded_by=actor,
+        uploaded_at=now,
+        revision=revision,
+    )
+    session.add(row)
+    session.flush()
+    return Uploaded(row, result.warnings)
+
+
+def latest(session: Session) -> CharterVersionRow | None:
+    return session.scalar(select(CharterVersionRow).order_by(CharterVersionRow.id.desc()).limit(1))
+
+
+def version_in_force(session: Session, today: dt.date) -> Consolidated | None:
+    """The newest stored charter already in effect, with its amendments in force, as of `today`.
+
+    A charter uploaded with a later effective date waits; until then the one before it applies.
+    None when no stored charter is in effect yet (then nothing is allowed).
+    """
+    for row in session.scalars(select(CharterVersionRow).order_by(CharterVersionRow.id.desc())):
+        charter = parse_charter(row.text, f"charter version {row.id}")
+        if charter.effective > today:
+            continue
+        amendments: list[ast.Amendment] = [
+            parse_amendment(a.text, f"amendment {a.number}")
+            for a in session.scalars(
+                select(AmendmentRow).where(
+                    AmendmentRow.charter_name == row.name, AmendmentRow.status.in_(IN_FORCE_STATES)
+                )
+            )
+        ]
+        return consolidate(charter, amendments, today)
+    return None

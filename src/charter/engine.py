@@ -1,0 +1,193 @@
+"""The live decision state of one server: the current snapshot and API-client table, kept fresh.
+
+Readers take `engine.snapshot` (one attribute read: no lock, no I/O). A
+background thread rebuilds the snapshot whenever the store's revision moves:
+woken at once by PostgreSQL NOTIFY, by a local write (`refresh_now`), or by
+polling the revision every `poll_interval` seconds (the fallback, and the only
+way on SQLite). A new day also triggers a rebuild, so amendments and charters
+take effect on their dates. `wait_for(R)` lets a caller insist on seeing
+revision R (the `Charter-Min-Revision` header).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import threading
+from collections.abc import Mapping
+
+from sqlalchemy import Engine as DbEngine
+from sqlalchemy import select
+
+from charter import charters, clients
+from charter.clock import Clock, SystemClock
+from charter.directory import repository
+from charter.directory.model import EMPTY_DIRECTORY
+from charter.language import ast
+from charter.language.consolidate import Consolidated
+from charter.policy.grants import Grant, GrantKind
+from charter.policy.snapshot import Snapshot, compile_snapshot
+from charter.store.db import NOTIFY_CHANNEL, current_revision, is_postgres, sessions
+from charter.store.models import GrantRow
+
+log = logging.getLogger("charter.engine")
+
+
+def empty_version(today: dt.date) -> Consolidated:
+    """The version used before any charter is in effect: no clauses, so nothing is allowed."""
+    return Consolidated(ast.Charter("(no charter in effect)", today), None, 0, (), (), ())
+
+
+class Engine:
+    def __init__(self, db: DbEngine, clock: Clock | None = None, poll_interval: float = 0.5):
+        self.db = db
+        self.clock = clock or SystemClock()
+        self.poll_interval = poll_interval
+        self.sessions = sessions(db)
+        self.snapshot: Snapshot = compile_snapshot(
+            empty_version(self._today()), EMPTY_DIRECTORY, clock=self.clock, revision=-1
+        )
+        self.clients: Mapping[str, clients.ClientKey] = {}
+        self._built_on: dt.date | None = None
+        self._changed = threading.Condition()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+
+    def _today(self) -> dt.date:
+        return self.clock.now().astimezone(dt.UTC).date()
+
+    # --- building -------------------------------------------------------------------------
+
+    def rebuild(self) -> Snapshot:
+        """Read the store in one consistent transaction and swap in a new snapshot."""
+        now = self.clock.now().astimezone(dt.UTC)
+        today = now.date()
+        with self.sessions() as session:
+            if is_postgres(self.db):
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            revision = current_revision(session)
+            directory = repository.load(session)
+            version = charters.version_in_force(session, today) or empty_version(today)
+            grants = [
+                _grant(row)
+                for row in session.scalars(select(GrantRow).where(GrantRow.revoked_at.is_(None), GrantRow.ends > now))
+            ]
+            table = clients.active_keys(session)
+        snapshot = compile_snapshot(version, directory, grants, self.clock, revision)
+        with self._changed:
+            self.snapshot = snapshot
+            self.clients = table
+            self._built_on = today
+            self._changed.notify_all()
+        return snapshot
+
+    def refresh_if_stale(self) -> bool:
+        """Rebuild when the store's revision or the date has moved on; True when it rebuilt."""
+        with self.sessions() as session:
+            revision = current_revision(session)
+        if revision != self.snapshot.revision or self._built_on != self._today():
+            self.rebuild()
+            return True
+        return False
+
+    # --- waiting -----------------------------------------------------------------------------
+
+    def refresh_now(self) -> None:
+        """Ask the background thread to look at the store at once (after a local write)."""
+        self._wake.set()
+
+    def wait_for(self, revision: int, timeout: float) -> bool:
+        """Block until the snapshot has at least `revision`; False on timeout."""
+        if self.snapshot.revision >= revision:
+            return True
+        self._wake.set()
+        with self._changed:
+            return self._changed.wait_for(lambda: self.snapshot.revision >= revision, timeout)
+
+    # --- the background thread ----------------------------------------------------------------
+
+    def start(self) -> None:
+        self.rebuild()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="charter-refresh", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        listener = None
+        while not self._stop.is_set():
+            if listener is None and is_postgres(self.db):
+                listener = self._listen()
+            try:
+                if listener is not None:
+                    self._await_notify(listener)
+                else:
+                    self._wake.wait(self.poll_interval)
+                self._wake.clear()
+                if self._stop.is_set():
+                    break
+                self.refresh_if_stale()
+                self.last_error = None
+            except Exception as error:
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.warning("snapshot refresh failed, keeping revision %s: %s", self.snapshot.revision, self.last_error)
+                if listener is not None:
+                    _close(listener)
+                    listener = None
+                self._stop.wait(self.poll_interval)
+        if listener is not None:
+            _close(listener)
+
+    def _listen(self):
+        import psycopg
+
+        try:
+            url = self.db.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            connection = psycopg.connect(url, autocommit=True, connect_timeout=5)
+            connection.execute("LISTEN " + NOTIFY_CHANNEL)
+            return connection
+        except Exception as error:
+            self.last_error = f"LISTEN failed: {error}"
+            return None
+
+    def _await_notify(self, listener) -> None:
+        """Return on the first notification, a local wake-up, or after `poll_interval` seconds."""
+        deadline = self.poll_interval
+        step = min(0.05, deadline)
+        waited = 0.0
+        while waited < deadline and not self._wake.is_set():
+            for _ in listener.notifies(timeout=step, stop_after=1):
+                return
+            waited += step
+
+
+def _close(connection) -> None:
+    with contextlib.suppress(Exception):  # closing a broken connection
+        connection.close()
+
+
+def _grant(row: GrantRow) -> Grant:
+    return Grant(
+        row.id,
+        GrantKind(row.kind),
+        row.subject_type,
+        row.subject,
+        frozenset(row.actions),
+        row.resource,
+        _aware(row.starts),
+        _aware(row.ends),
+        row.clause,
+    )
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    """SQLite returns naive datetimes; the store writes UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)

@@ -1,0 +1,142 @@
+"""The tables: directory, charters and amendments, grants, API clients, and the revision counter.
+
+Every committed change bumps `revision.value` in the same transaction (see
+`store.db.bump_revision`), so a server that sees revision R has every change up
+to R. Names are the identities' directory ids; surrogate keys stay inside the store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import ClassVar
+
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar = {dt.datetime: DateTime(timezone=True), dict: JSON, list: JSON}
+
+
+class Revision(Base):
+    """One row: the number of the last committed change."""
+
+    __tablename__ = "revision"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+
+class IdentityRow(Base):
+    """A user, service or partner."""
+
+    __tablename__ = "identities"
+    __table_args__ = (UniqueConstraint("kind", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # user | service | partner
+    name: Mapped[str] = mapped_column(String(255))
+    display_name: Mapped[str | None] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16), default="active")  # active | disabled | left
+    owner: Mapped[str | None] = mapped_column(String(255))
+    attributes: Mapped[dict] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+
+class GroupRow(Base):
+    __tablename__ = "groups"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    owner: Mapped[str | None] = mapped_column(String(255))
+    attributes: Mapped[dict] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+
+class MembershipRow(Base):
+    """An identity's direct membership of a group."""
+
+    __tablename__ = "memberships"
+    identity_id: Mapped[int] = mapped_column(ForeignKey("identities.id", ondelete="CASCADE"), primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
+    __table_args__ = (Index("ix_memberships_group", "group_id"),)
+
+
+class GroupNestingRow(Base):
+    """`child` is nested in `parent`: members of child are members of parent."""
+
+    __tablename__ = "group_nesting"
+    child_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
+    parent_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
+
+
+class ResourceRow(Base):
+    """What the directory knows about a resource: owner and attributes conditions can test."""
+
+    __tablename__ = "resources"
+    name: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(255))
+    attributes: Mapped[dict] = mapped_column(default=dict)
+    updated_at: Mapped[dt.datetime]
+
+
+class CharterVersionRow(Base):
+    """A charter text as uploaded (after `check`). The newest row is the charter in force, with its amendments."""
+
+    __tablename__ = "charter_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    text: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_by: Mapped[str] = mapped_column(String(255))
+    uploaded_at: Mapped[dt.datetime]
+    revision: Mapped[int] = mapped_column(BigInteger)
+
+
+class AmendmentRow(Base):
+    """An amendment to the charter and where it is in its lifecycle (draft ... in force)."""
+
+    __tablename__ = "amendments"
+    __table_args__ = (UniqueConstraint("charter_name", "number"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    charter_name: Mapped[str] = mapped_column(String(255))
+    number: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # draft|proposed|approved|scheduled|in_force|rejected|withdrawn
+    effective: Mapped[dt.date] = mapped_column()
+    proposed_by: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+
+
+class GrantRow(Base):
+    """A just-in-time or break-glass grant: access for one subject, from `starts` until `ends`."""
+
+    __tablename__ = "grants"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # request | break glass
+    subject_type: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(255))
+    actions: Mapped[list] = mapped_column(default=list)
+    resource: Mapped[str] = mapped_column(String(1024))
+    starts: Mapped[dt.datetime]
+    ends: Mapped[dt.datetime]
+    clause: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(255))
+    __table_args__ = (Index("ix_grants_subject", "subject_type", "subject"),)
+
+
+class ApiClientRow(Base):
+    """A bearer credential acting as one identity. Only the SHA-256 of the secret is kept."""
+
+    __tablename__ = "api_clients"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    subject_type: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(255))
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime | None]
