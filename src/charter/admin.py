@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,13 +34,26 @@ from charter.directory.repository import Conflict, NotFound
 from charter.engine import Engine
 from charter.policy.decision import Decision
 from charter.policy.request import Request
-from charter.store.db import bump_revision
-from charter.store.models import ApiClientRow, GrantRow, GroupNestingRow, GroupRow, IdentityRow, ResourceRow
+from charter.store.db import bump_revision, current_revision
+from charter.store.models import (
+    ApiClientRow,
+    GrantRow,
+    GroupNestingRow,
+    GroupRow,
+    IdentityRow,
+    MembershipRow,
+    ResourceRow,
+)
 
 IDENTITY_SECTIONS = {"users": "user", "services": "service", "partners": "partner"}
+SUBJECT_TYPES = tuple(IDENTITY_SECTIONS.values())
 STATES = ("active", "disabled", "left")
+GRANT_KINDS = ("request", "break glass")
+DEFAULT_LIMIT = 100  # items in a page of a list when the caller does not say
+MAX_LIMIT = 1000
+CATCH_UP_TIMEOUT = 2.0  # how long a write waits for this server's snapshot to include it
 
-__all__ = ["Admin", "Conflict", "Forbidden", "Invalid", "NotFound"]
+__all__ = ["Admin", "Conflict", "Forbidden", "Invalid", "NotFound", "Page"]
 
 
 class Forbidden(Exception):
@@ -60,6 +73,28 @@ class Invalid(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A slice of a list: at most `limit` items after skipping `offset`, in a stable order (names, mostly)."""
+
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise Invalid("limit", f"expected 1 to {MAX_LIMIT}, found {self.limit}")
+        if self.offset < 0:
+            raise Invalid("offset", f"expected 0 or more, found {self.offset}")
+
+    def of(self, session: Session, query: Select) -> tuple[int, list]:
+        """The total number of rows the query selects, and this page of them."""
+        total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+        return int(total or 0), list(session.scalars(query.limit(self.limit).offset(self.offset)))
+
+    def view(self, total: int, items: list[dict]) -> dict:
+        return {"items": items, "total": total, "limit": self.limit, "offset": self.offset}
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +136,7 @@ class Admin:
             raise Conflict(_integrity_message(error)) from None
         finally:
             session.close()
-        self.engine.refresh_now()
+        self.engine.catch_up(revision[0], CATCH_UP_TIMEOUT)
 
     def read(self, caller: Caller, resource: str) -> Session:
         self.authorize(caller, "read", resource)
@@ -110,18 +145,36 @@ class Admin:
     def now(self) -> dt.datetime:
         return self.engine.clock.now().astimezone(dt.UTC)
 
+    def revision(self, caller: Caller) -> dict:
+        """This server's snapshot (revision, charter, version) and the last revision committed to the store.
+
+        Any authenticated caller may ask: it reveals counters and the charter's name, as decisions do.
+        """
+        snapshot = self.engine.snapshot
+        with self.engine.sessions() as session:
+            stored = current_revision(session)
+        return {
+            "revision": snapshot.revision,
+            "stored": stored,
+            "charter": snapshot.charter,
+            "version": snapshot.version.version,
+        }
+
     # --- identities -------------------------------------------------------------------------
 
-    def list_identities(self, caller: Caller, section: str) -> list[dict]:
-        kind = _kind(section)
+    def list_identities(self, caller: Caller, section: str, page: Page | None = None) -> dict:
+        kind, page = _kind(section), page or Page()
         with self.read(caller, f"directory:{section}/*") as session:
-            rows = session.scalars(select(IdentityRow).where(IdentityRow.kind == kind).order_by(IdentityRow.name))
-            return [self._identity_view(session, row) for row in rows]
+            query = select(IdentityRow).where(IdentityRow.kind == kind).order_by(IdentityRow.name)
+            total, rows = page.of(session, query)
+            groups = repository.group_names_of(session, [row.id for row in rows])
+            return page.view(total, [_identity_view(row, groups[row.id]) for row in rows])
 
     def get_identity(self, caller: Caller, section: str, name: str) -> dict:
         kind = _kind(section)
         with self.read(caller, f"directory:{section}/{name}") as session:
-            return self._identity_view(session, repository.identity(session, kind, name))
+            row = repository.identity(session, kind, name)
+            return _identity_view(row, repository.group_names_of(session, [row.id])[row.id])
 
     def put_identity(self, caller: Caller, section: str, name: str, fields: Mapping[str, object]) -> Done:
         """Create or replace an identity: state, owner, display name, attributes and direct groups."""
@@ -153,11 +206,7 @@ class Admin:
         return Done(revision[0])
 
     def _set_groups(self, session: Session, row: IdentityRow, groups: list[str]) -> None:
-        from charter.store.models import MembershipRow
-
-        wanted = {}
-        for name in groups:
-            wanted[name] = repository.group(session, name).id
+        wanted = {name: _referenced_group(session, name, f"groups[{i}]").id for i, name in enumerate(groups)}
         current = {
             m.group_id: m for m in session.scalars(select(MembershipRow).where(MembershipRow.identity_id == row.id))
         }
@@ -168,29 +217,13 @@ class Admin:
             if group_id not in current:
                 session.add(MembershipRow(identity_id=row.id, group_id=group_id))
 
-    def _identity_view(self, session: Session, row: IdentityRow) -> dict:
-        from charter.store.models import MembershipRow
-
-        groups = session.scalars(
-            select(GroupRow.name)
-            .join(MembershipRow, MembershipRow.group_id == GroupRow.id)
-            .where(MembershipRow.identity_id == row.id)
-        )
-        return {
-            "name": row.name,
-            "kind": row.kind,
-            "state": row.state,
-            "owner": row.owner,
-            "display_name": row.display_name,
-            "attributes": row.attributes or {},
-            "groups": sorted(groups),
-        }
-
     # --- groups -----------------------------------------------------------------------------
 
-    def list_groups(self, caller: Caller) -> list[dict]:
+    def list_groups(self, caller: Caller, page: Page | None = None) -> dict:
+        page = page or Page()
         with self.read(caller, "directory:groups/*") as session:
-            return [self._group_view(session, row) for row in session.scalars(select(GroupRow).order_by(GroupRow.name))]
+            total, rows = page.of(session, select(GroupRow).order_by(GroupRow.name))
+            return page.view(total, [self._group_view(session, row) for row in rows])
 
     def get_group(self, caller: Caller, name: str) -> dict:
         with self.read(caller, f"directory:groups/{name}") as session:
@@ -231,7 +264,7 @@ class Admin:
         return Done(revision[0], {"changed": removed})
 
     def _set_parents(self, session: Session, row: GroupRow, parents: list[str]) -> None:
-        wanted = {repository.group(session, name).id for name in parents}
+        wanted = {_referenced_group(session, name, f"parents[{i}]").id for i, name in enumerate(parents)}
         if row.id in wanted:
             raise Conflict(f'group "{row.name}" cannot be nested in itself')
         for nesting in session.scalars(select(GroupNestingRow).where(GroupNestingRow.child_id == row.id)):
@@ -245,8 +278,6 @@ class Admin:
         _reject_cycle(session, row)
 
     def _group_view(self, session: Session, row: GroupRow) -> dict:
-        from charter.store.models import MembershipRow
-
         parents = session.scalars(
             select(GroupRow.name)
             .join(GroupNestingRow, GroupNestingRow.parent_id == GroupRow.id)
@@ -268,8 +299,21 @@ class Admin:
 
     # --- resources --------------------------------------------------------------------------
 
+    def list_resources(self, caller: Caller, page: Page | None = None) -> dict:
+        page = page or Page()
+        with self.read(caller, "directory:resources/*") as session:
+            total, rows = page.of(session, select(ResourceRow).order_by(ResourceRow.name))
+            return page.view(total, [_resource_view(row) for row in rows])
+
+    def get_resource(self, caller: Caller, name: str) -> dict:
+        with self.read(caller, f"directory:resources/{name}") as session:
+            row = session.get(ResourceRow, name)
+            if row is None:
+                raise NotFound(f'no resource "{name}"')
+            return _resource_view(row)
+
     def put_resource(self, caller: Caller, name: str, fields: Mapping[str, object]) -> Done:
-        _check_name("name", name)
+        _check_name("name", name, longest=1024)
         with self.change(caller, f"directory:resources/{name}") as (session, revision):
             row = session.get(ResourceRow, name)
             if row is None:
@@ -301,7 +345,7 @@ class Admin:
             "text": row.text,
             "sha256": row.sha256,
             "uploaded_by": row.uploaded_by,
-            "uploaded_at": row.uploaded_at.isoformat(),
+            "uploaded_at": _aware(row.uploaded_at).isoformat(),
             "in_force": {"name": snapshot.charter, "version": snapshot.version.version, "revision": snapshot.revision},
         }
 
@@ -324,35 +368,46 @@ class Admin:
     # --- grants -------------------------------------------------------------------------------
 
     def create_grant(self, caller: Caller, fields: Mapping[str, object]) -> Done:
-        """An administrative grant (issue-time checks of eligibility come with just-in-time access)."""
+        """An administrative grant under a clause of the charter in force, for an identity in the directory.
+
+        (Issue-time checks of eligibility come with just-in-time access.)
+        """
         subject_type, subject = str(fields["subject_type"]), str(fields["subject"])
-        starts = _when(fields.get("starts")) or self.now()
-        ends = _when(fields.get("ends"))
+        if subject_type not in SUBJECT_TYPES:
+            raise Invalid("subject_type", f"expected one of {', '.join(SUBJECT_TYPES)}, found {subject_type!r}")
+        starts = _when(fields.get("starts"), "starts") or self.now()
+        ends = _when(fields.get("ends"), "ends")
         if ends is None or ends <= starts:
-            raise Invalid("ends", "expected a time after the start")
+            raise Invalid("ends", f"expected a time after the start ({starts.isoformat()})")
         kind = str(fields.get("kind", "request"))
-        if kind not in ("request", "break glass"):
+        if kind not in GRANT_KINDS:
             raise Invalid("kind", f'expected "request" or "break glass", found {kind!r}')
+        clause = int(fields["clause"])  # type: ignore[call-overload]
         with self.change(caller, f"grants:{subject_type}/{subject}") as (session, revision):
-            repository.identity(session, subject_type, subject)
+            if repository.find_identity(session, subject_type, subject) is None:
+                raise Invalid("subject", f'no {subject_type} "{subject}" in the directory')
+            version = self.engine.snapshot.version
+            if clause not in {c.number for c in version.clauses}:
+                raise Invalid("clause", f'"{version.charter.name}" in force has no clause {clause}')
             row = GrantRow(
                 id=secrets.token_hex(8),
                 kind=kind,
                 subject_type=subject_type,
                 subject=subject,
-                actions=list(fields.get("actions") or []),
+                actions=list(fields.get("actions") or []),  # type: ignore[call-overload]
                 resource=str(fields["resource"]),
                 starts=starts,
                 ends=ends,
-                clause=int(fields["clause"]),  # type: ignore[call-overload]
+                clause=clause,
                 created_by=caller.describe(),
                 created_at=self.now(),
                 revoked_at=None,
             )
             session.add(row)
-        return Done(revision[0], {"id": row.id})
+        return Done(revision[0], _grant_view(row))
 
     def revoke_grant(self, caller: Caller, grant_id: str) -> Done:
+        """End a grant at once; a grant is revoked only once (a second revocation is a conflict)."""
         with self.engine.sessions() as session:
             row = session.get(GrantRow, grant_id)
             if row is None:
@@ -360,37 +415,71 @@ class Admin:
             target = f"grants:{row.subject_type}/{row.subject}"
         with self.change(caller, target) as (session, revision):
             row = session.get(GrantRow, grant_id)
-            row.revoked_at = self.now()  # type: ignore[union-attr]
-            row.revoked_by = caller.describe()  # type: ignore[union-attr]
+            if row is None:
+                raise NotFound(f'no grant "{grant_id}"')
+            if row.revoked_at is not None:
+                raise Conflict(f'grant "{grant_id}" was already revoked by {row.revoked_by}')
+            row.revoked_at = self.now()
+            row.revoked_by = caller.describe()
         return Done(revision[0])
 
-    def list_grants(self, caller: Caller, subject_type: str, subject: str) -> list[dict]:
-        with self.read(caller, f"grants:{subject_type}/{subject}") as session:
-            rows = session.scalars(
-                select(GrantRow)
-                .where(GrantRow.subject_type == subject_type, GrantRow.subject == subject)
-                .order_by(GrantRow.starts)
-            )
-            return [_grant_view(row) for row in rows]
+    def list_grants(
+        self, caller: Caller, subject_type: str | None = None, subject: str | None = None, page: Page | None = None
+    ) -> dict:
+        """Grants (revoked and lapsed ones too), newest start first: all of them, or one subject's."""
+        page = page or Page()
+        query = select(GrantRow).order_by(GrantRow.starts.desc(), GrantRow.id)
+        if (subject_type is None) != (subject is None):
+            raise Invalid("subject" if subject is None else "subject_type", "give subject_type and subject together")
+        if subject_type is not None:
+            query = query.where(GrantRow.subject_type == subject_type, GrantRow.subject == subject)
+        target = "grants:*" if subject_type is None else f"grants:{subject_type}/{subject}"
+        with self.read(caller, target) as session:
+            total, rows = page.of(session, query)
+            return page.view(total, [_grant_view(row) for row in rows])
 
     # --- API clients ----------------------------------------------------------------------------
 
     def create_client(self, caller: Caller, name: str, subject_type: str, subject: str) -> Done:
         """A new credential acting as an identity; the credential is in the result, once."""
+        if subject_type not in SUBJECT_TYPES:
+            raise Invalid("subject_type", f"expected one of {', '.join(SUBJECT_TYPES)}, found {subject_type!r}")
         with self.change(caller, f"clients:{subject_type}/{subject}") as (session, revision):
-            repository.identity(session, subject_type, subject)
+            if repository.find_identity(session, subject_type, subject) is None:
+                raise Invalid("subject", f'no {subject_type} "{subject}" in the directory')
             row, credential = client_store.create(session, name, subject_type, subject, caller.describe(), self.now())
-        return Done(revision[0], {"id": row.id, "name": name, "credential": credential})
+        return Done(revision[0], {**_client_view(row), "credential": credential})
 
     def revoke_client(self, caller: Caller, client_id: str) -> Done:
+        """Revoke a credential: once this returns, this server refuses it (others within their refresh)."""
         with self.engine.sessions() as session:
             row = session.get(ApiClientRow, client_id)
             if row is None:
                 raise NotFound(f'no API client "{client_id}"')
             target = f"clients:{row.subject_type}/{row.subject}"
         with self.change(caller, target) as (session, revision):
-            session.get(ApiClientRow, client_id).revoked_at = self.now()  # type: ignore[union-attr]
+            row = session.get(ApiClientRow, client_id)
+            if row is None:
+                raise NotFound(f'no API client "{client_id}"')
+            if row.revoked_at is not None:
+                raise Conflict(f'API client "{client_id}" was already revoked')
+            row.revoked_at = self.now()
         return Done(revision[0])
+
+    def list_clients(
+        self, caller: Caller, subject_type: str | None = None, subject: str | None = None, page: Page | None = None
+    ) -> dict:
+        """API clients (never their secrets), by name: all of them, or those acting as one identity."""
+        page = page or Page()
+        query = select(ApiClientRow).order_by(ApiClientRow.name, ApiClientRow.id)
+        if (subject_type is None) != (subject is None):
+            raise Invalid("subject" if subject is None else "subject_type", "give subject_type and subject together")
+        if subject_type is not None:
+            query = query.where(ApiClientRow.subject_type == subject_type, ApiClientRow.subject == subject)
+        target = "clients:*" if subject_type is None else f"clients:{subject_type}/{subject}"
+        with self.read(caller, target) as session:
+            total, rows = page.of(session, query)
+            return page.view(total, [_client_view(row) for row in rows])
 
 
 def _kind(section: str) -> str:
@@ -400,12 +489,12 @@ def _kind(section: str) -> str:
     return kind
 
 
-def _check_name(field: str, name: str) -> None:
-    if not name or len(name) > 255 or any(c.isspace() or ord(c) < 32 for c in name):
-        raise Invalid(field, "expected 1 to 255 characters without spaces or control characters")
+def _check_name(field: str, name: str, longest: int = 255) -> None:
+    if not name or len(name) > longest or any(c.isspace() or ord(c) < 32 for c in name):
+        raise Invalid(field, f"expected 1 to {longest} characters without spaces or control characters")
 
 
-def _when(value: object) -> dt.datetime | None:
+def _when(value: object, field: str) -> dt.datetime | None:
     if value is None:
         return None
     if isinstance(value, dt.datetime):
@@ -414,10 +503,51 @@ def _when(value: object) -> dt.datetime | None:
         try:
             moment = dt.datetime.fromisoformat(str(value))
         except ValueError:
-            raise Invalid("time", f"expected an ISO 8601 time, found {value!r}") from None
+            raise Invalid(field, f"expected an ISO 8601 time, found {value!r}") from None
     if moment.tzinfo is None:
-        raise Invalid("time", f"expected a time with a zone (such as 2026-12-02T10:00:00Z), found {value!r}")
+        raise Invalid(field, f"expected a time with a zone (such as 2026-12-02T10:00:00Z), found {value!r}")
     return moment.astimezone(dt.UTC)
+
+
+def _referenced_group(session: Session, name: str, field: str) -> GroupRow:
+    """A group a request body names: its absence is the body's fault (400 for that field), not a missing URL."""
+    row = repository.find_group(session, name)
+    if row is None:
+        raise Invalid(field, f'no group "{name}"')
+    return row
+
+
+def _identity_view(row: IdentityRow, groups: list[str]) -> dict:
+    return {
+        "name": row.name,
+        "kind": row.kind,
+        "state": row.state,
+        "owner": row.owner,
+        "display_name": row.display_name,
+        "attributes": row.attributes or {},
+        "groups": groups,
+    }
+
+
+def _resource_view(row: ResourceRow) -> dict:
+    return {"name": row.name, "owner": row.owner, "attributes": row.attributes or {}}
+
+
+def _client_view(row: ApiClientRow) -> dict:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "subject_type": row.subject_type,
+        "subject": row.subject,
+        "created_by": row.created_by,
+        "created_at": _aware(row.created_at).isoformat(),
+        "revoked": row.revoked_at is not None,
+    }
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    """SQLite hands back naive datetimes; the store writes UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 def _grant_view(row: GrantRow) -> dict:
@@ -428,8 +558,8 @@ def _grant_view(row: GrantRow) -> dict:
         "subject": row.subject,
         "actions": row.actions,
         "resource": row.resource,
-        "starts": row.starts.isoformat(),
-        "ends": row.ends.isoformat(),
+        "starts": _aware(row.starts).isoformat(),
+        "ends": _aware(row.ends).isoformat(),
         "clause": row.clause,
         "revoked": row.revoked_at is not None,
     }

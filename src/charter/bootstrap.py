@@ -35,9 +35,11 @@ def initialize(db: Engine, clock: Clock | None = None) -> Initialized:
     upgrade(db)
     now = (clock or SystemClock()).now().astimezone(dt.UTC)
     with sessions(db).begin() as session:
-        if charters.latest(session) is not None:
-            return Initialized(False, None)
+        # Take the revision row's lock before looking, so two servers starting at once cannot both load the sample.
         revision = bump_revision(session)
+        if charters.latest(session) is not None:
+            session.rollback()
+            return Initialized(False, None)
         repository.import_directory(session, yaml.safe_load(sample("directory.yaml")), now, "sample directory")
         directory = repository.load(session)
         charters.upload(session, sample("charter.charter"), directory, "charter init", now, revision, "sample charter")

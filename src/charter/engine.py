@@ -4,8 +4,8 @@ Readers take `engine.snapshot` (one attribute read: no lock, no I/O). A
 background thread rebuilds the snapshot whenever the store's revision moves:
 woken at once by PostgreSQL NOTIFY, by a local write (`refresh_now`), or by
 polling the revision every `poll_interval` seconds (the fallback, and the only
-way on SQLite). A new day also triggers a rebuild, so amendments and charters
-take effect on their dates. `wait_for(R)` lets a caller insist on seeing
+way on SQLite or with `listen=False`). A new day also triggers a rebuild, so
+amendments and charters take effect on their dates. `wait_for(R)` lets a caller insist on seeing
 revision R (the `Charter-Min-Revision` header).
 """
 
@@ -40,8 +40,9 @@ def empty_version(today: dt.date) -> Consolidated:
 
 
 class Engine:
-    def __init__(self, db: DbEngine, clock: Clock | None = None, poll_interval: float = 0.5):
+    def __init__(self, db: DbEngine, clock: Clock | None = None, poll_interval: float = 0.5, *, listen: bool = True):
         self.db = db
+        self.listen = listen  # False: never LISTEN on PostgreSQL, rely on polling alone
         self.clock = clock or SystemClock()
         self.poll_interval = poll_interval
         self.sessions = sessions(db)
@@ -107,6 +108,17 @@ class Engine:
         with self._changed:
             return self._changed.wait_for(lambda: self.snapshot.revision >= revision, timeout)
 
+    def catch_up(self, revision: int, timeout: float = 2.0) -> bool:
+        """After a write on this server: wake the refresh and wait (bounded) until the snapshot has `revision`.
+
+        So this server's next answer reflects its own writes: a new credential works and a revoked one
+        fails at once. Returns at once (False) when the refresh thread is not running.
+        """
+        self.refresh_now()
+        if self._thread is None or not self._thread.is_alive():
+            return False
+        return self.wait_for(revision, timeout)
+
     # --- the background thread ----------------------------------------------------------------
 
     def start(self) -> None:
@@ -124,7 +136,7 @@ class Engine:
     def _run(self) -> None:
         listener = None
         while not self._stop.is_set():
-            if listener is None and is_postgres(self.db):
+            if listener is None and self.listen and is_postgres(self.db):
                 listener = self._listen()
             try:
                 if listener is not None:

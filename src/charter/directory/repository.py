@@ -118,18 +118,41 @@ def _plain(attributes: Mapping) -> dict:
 # --- lookups used by writes -----------------------------------------------------------
 
 
+def find_identity(session: Session, kind: str, name: str) -> IdentityRow | None:
+    return session.scalar(select(IdentityRow).where(IdentityRow.kind == kind, IdentityRow.name == name))
+
+
+def find_group(session: Session, name: str) -> GroupRow | None:
+    return session.scalar(select(GroupRow).where(GroupRow.name == name))
+
+
 def identity(session: Session, kind: str, name: str) -> IdentityRow:
-    row = session.scalar(select(IdentityRow).where(IdentityRow.kind == kind, IdentityRow.name == name))
+    row = find_identity(session, kind, name)
     if row is None:
         raise NotFound(f'no {kind} "{name}"')
     return row
 
 
 def group(session: Session, name: str) -> GroupRow:
-    row = session.scalar(select(GroupRow).where(GroupRow.name == name))
+    row = find_group(session, name)
     if row is None:
         raise NotFound(f'no group "{name}"')
     return row
+
+
+def group_names_of(session: Session, identity_ids: list[int]) -> dict[int, list[str]]:
+    """The direct groups of each of these identities (sorted), in one query."""
+    names: dict[int, list[str]] = {identity_id: [] for identity_id in identity_ids}
+    if identity_ids:
+        rows = session.execute(
+            select(MembershipRow.identity_id, GroupRow.name)
+            .join(GroupRow, GroupRow.id == MembershipRow.group_id)
+            .where(MembershipRow.identity_id.in_(identity_ids))
+            .order_by(GroupRow.name)
+        )
+        for identity_id, name in rows:
+            names[identity_id].append(name)
+    return names
 
 
 def add_member(session: Session, group_name: str, kind: str, name: str) -> bool:

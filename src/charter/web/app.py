@@ -8,12 +8,18 @@ R or later; every response says the revision it was answered from in
 
 from __future__ import annotations
 
+import gc
+from typing import Annotated
+
 import anyio
 import orjson
-from fastapi import Body, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field
-from starlette.responses import Response
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import PlainTextResponse, Response
 
 from charter import admin as admin_ops
 from charter import charters
@@ -26,13 +32,22 @@ MAX_BODY = 1024 * 1024
 MIN_REVISION_WAIT = 2.0
 
 
-def create_app(engine: Engine, *, start_engine: bool = True, max_body: int = MAX_BODY) -> FastAPI:
+def create_app(
+    engine: Engine, *, start_engine: bool = True, max_body: int = MAX_BODY, freeze_gc: bool = False
+) -> FastAPI:
+    """The API. `freeze_gc` (for a server process): once started, move everything loaded so far (modules,
+    routes, the first snapshot) out of the cyclic garbage collector's sight (`gc.freeze`), so that its
+    full collections, which otherwise walk all of it, pause requests for a fraction of a millisecond
+    rather than tens of milliseconds."""
     from contextlib import asynccontextmanager
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if start_engine:
             await anyio.to_thread.run_sync(engine.start)
+        if freeze_gc:
+            gc.collect()
+            gc.freeze()
         yield
         if start_engine:
             await anyio.to_thread.run_sync(engine.stop)
@@ -49,17 +64,27 @@ def create_app(engine: Engine, *, start_engine: bool = True, max_body: int = MAX
     app.state.admin = admin_ops.Admin(engine)
     _errors(app)
     _authzen_routes(app, engine)
+    from charter.web.search import search_routes  # the AuthZEN search APIs
+
+    search_routes(app, engine)
     _admin_routes(app)
-    return RevisionMiddleware(app, engine, max_body)  # type: ignore[return-value]
+    return RevisionMiddleware(app, engine, max_body, _direct_endpoints(app))  # type: ignore[return-value]
 
 
 class RevisionMiddleware:
-    """Pure ASGI: refuse oversized bodies, honour Charter-Min-Revision, add Charter-Revision."""
+    """Pure ASGI: refuse oversized bodies, honour Charter-Min-Revision, add Charter-Revision.
 
-    def __init__(self, app, engine: Engine, max_body: int):
+    A POST to one of `direct`'s paths (the AuthZEN decision endpoints, the hot path) calls that route's
+    endpoint straight from here, skipping FastAPI's per-request middleware, routing and dependency
+    machinery, none of which those endpoints use: they take the bare Request, return a Response and raise
+    only ApiError, answered here as FastAPI's handler answers it. Everything else goes through FastAPI.
+    """
+
+    def __init__(self, app, engine: Engine, max_body: int, direct: dict | None = None):
         self.app = app
         self.engine = engine
         self.max_body = max_body
+        self.direct = direct or {}  # path -> endpoint, for POST
 
     def __getattr__(self, name):  # FastAPI's attributes (openapi, state, routes) for tests and tools
         return getattr(self.app, name)
@@ -96,18 +121,36 @@ class RevisionMiddleware:
                     raise ApiError(413, "body_too_large", f"request bodies are limited to {self.max_body} bytes")
             return message
 
+        request_id = headers.get(b"x-request-id")  # AuthZEN: a request's identifier is echoed in its response
+
         async def send_with_revision(message):
             if message["type"] == "http.response.start":
                 message["headers"] = [
                     *message.get("headers", []),
                     (b"charter-revision", str(self.engine.snapshot.revision).encode()),
+                    *([(b"x-request-id", request_id)] if request_id is not None else []),
                 ]
             await send(message)
 
+        endpoint = self.direct.get(scope["path"]) if scope["method"] == "POST" else None
         try:
-            await self.app(scope, limited_receive, send_with_revision)
+            if endpoint is None:
+                await self.app(scope, limited_receive, send_with_revision)
+            else:
+                await self._call_direct(endpoint, scope, limited_receive, send_with_revision)
         except ApiError as error:
             await error.response()(scope, receive, send)
+
+    async def _call_direct(self, endpoint, scope, receive, send) -> None:
+        scope["app"] = self.app  # what FastAPI sets, for request.app
+        try:
+            response = await endpoint(Request(scope, receive))
+        except ApiError as error:
+            response = error.response()
+        except Exception:
+            await PlainTextResponse("Internal Server Error", status_code=500)(scope, receive, send)
+            raise
+        await response(scope, receive, send)
 
 
 def _errors(app: FastAPI) -> None:
@@ -117,16 +160,34 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> Response:
-        details = [
-            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "message": e["msg"]} for e in error.errors()
-        ]
-        first = details[0] if details else {"field": "body", "message": "invalid"}
-        return json_error(400, "invalid_request", f"{first['field']}: {first['message']}", details)
+        return _invalid(error.errors()).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        message = {
+            404: f"no such path: {request.url.path}",
+            405: f"{request.method} is not allowed on {request.url.path}",
+        }.get(error.status_code, str(error.detail))
+        return json_error(error.status_code, code, message, headers=error.headers)
 
     @app.exception_handler(admin_ops.Forbidden)
     async def forbidden(request: Request, error: admin_ops.Forbidden) -> Response:
+        decision = error.decision
+        detail = {
+            "action": error.action,
+            "resource": error.resource,
+            "charter": decision.charter,
+            "version": decision.version,
+            "clause": decision.clause,
+            "basis": decision.basis.value,
+            "reasons": list(decision.reasons),
+        }
         return json_error(
-            403, "forbidden", f"the charter does not allow {error.action} on {error.resource}: {error.decision}"
+            403,
+            "forbidden",
+            f"the charter does not allow {error.action} on {error.resource}: {decision}",
+            [detail],
         )
 
     @app.exception_handler(admin_ops.NotFound)
@@ -148,6 +209,19 @@ def _errors(app: FastAPI) -> None:
             for d in error.diagnostics
         ]
         return json_error(422, "charter_rejected", error.diagnostics[0].headline(), details)
+
+
+def _invalid(errors) -> ApiError:
+    """A 400 naming each field at fault (`groups[1]`, `attributes.team`, `limit`) from pydantic's errors."""
+    details = []
+    for e in errors:
+        loc = list(e["loc"])
+        if loc and loc[0] in ("body", "query", "path", "header"):
+            loc = loc[1:]
+        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "body"
+        details.append({"field": field, "message": e["msg"].removeprefix("Value error, ")})
+    first = details[0] if details else {"field": "body", "message": "invalid"}
+    return ApiError(400, "invalid_request", f"{first['field']}: {first['message']}", details)
 
 
 def caller_of(request: Request) -> Caller:
@@ -194,6 +268,33 @@ _EVALUATION = {
 }
 
 
+DIRECT_PATHS = ("/access/v1/evaluation", "/access/v1/evaluations")
+
+
+def _direct_endpoints(app: FastAPI) -> dict:
+    """The AuthZEN decision endpoints, for RevisionMiddleware to call directly (the routes stay, for OpenAPI).
+
+    Only an endpoint that takes nothing but the Request qualifies: one given a dependency or a parameter
+    (which FastAPI would resolve) is left to FastAPI, so the shortcut can never skip a check.
+    """
+    found = {}
+    for route in app.router.routes:
+        if isinstance(route, APIRoute) and route.path in DIRECT_PATHS and route.methods == {"POST"}:
+            needs = route.dependant
+            if not (
+                needs.dependencies
+                or needs.path_params
+                or needs.query_params
+                or needs.header_params
+                or needs.cookie_params
+                or needs.body_params
+                or needs.response_param_name
+                or needs.background_tasks_param_name
+            ):
+                found[route.path] = route.endpoint
+    return found
+
+
 def _authzen_routes(app: FastAPI, engine: Engine) -> None:
     @app.post(
         "/access/v1/evaluation",
@@ -218,14 +319,12 @@ def _authzen_routes(app: FastAPI, engine: Engine) -> None:
     async def evaluations(request: Request) -> Response:
         caller_of(request)
         body = await _json_body(request)
-        items = body.get("evaluations")
+        items = authzen.evaluation_items(body)
         semantic = authzen.semantic(body.get("options"))
         defaults = {key: body[key] for key in authzen.EVALUATION_KEYS if key in body}
         snapshot = engine.snapshot
-        if not items:
+        if items is None:  # absent or empty: a single evaluation, answered with a single decision
             return _json(authzen.decision_json(snapshot.evaluate(authzen.to_request(defaults)), snapshot.revision))
-        if not isinstance(items, list):
-            raise ApiError(400, "invalid_request", "evaluations must be a list")
         requests = [
             authzen.to_request(authzen.merged(defaults, item, i), f"evaluations[{i}]") for i, item in enumerate(items)
         ]
@@ -247,52 +346,113 @@ def _authzen_routes(app: FastAPI, engine: Engine) -> None:
                 "policy_decision_point": base,
                 "access_evaluation_endpoint": f"{base}/access/v1/evaluation",
                 "access_evaluations_endpoint": f"{base}/access/v1/evaluations",
+                "search_subject_endpoint": f"{base}/access/v1/search/subject",
+                "search_resource_endpoint": f"{base}/access/v1/search/resource",
+                "search_action_endpoint": f"{base}/access/v1/search/action",
             }
         )
 
 
 # --- admin API -------------------------------------------------------------------------------------
+# Translation only: parse and type-check the request, call `admin.Admin`, shape the answer. Who may do
+# what, and every rule about the stored data, lives in admin.py.
+
+_BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="An API client credential, `chr_<client id>_<secret>`, acting as one identity of the directory.",
+)
 
 
-class IdentityIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+async def _authenticated(
+    request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)] = None
+) -> Caller:
+    """Every admin route: the caller from the bearer credential (401 otherwise), before anything else is read."""
+    caller = caller_of(request)
+    request.state.caller = caller
+    return caller
+
+
+def _attribute(value: object) -> object:
+    if isinstance(value, str) or (isinstance(value, list) and all(isinstance(item, str) for item in value)):
+        return value
+    raise ValueError("expected a string or a list of strings")
+
+
+# An attribute's value: one error naming the attribute, not one per branch of the union.
+AttributeValue = Annotated[str | list[str], PlainValidator(_attribute, json_schema_input_type=str | list[str])]
+
+
+class _Body(BaseModel):
+    # Unknown fields and wrong types are errors (no "3" for 3), so a typo is never silently ignored.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class IdentityIn(_Body):
     state: str = Field("active", description="active, disabled or left")
     owner: str | None = None
     display_name: str | None = None
-    attributes: dict[str, str | list[str]] = Field(default_factory=dict)
+    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
     groups: list[str] | None = Field(None, description="Direct groups; omitted keeps the current ones")
 
 
-class GroupIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class GroupIn(_Body):
     owner: str | None = None
-    attributes: dict[str, str | list[str]] = Field(default_factory=dict)
-    parents: list[str] | None = Field(None, description="Groups this group is nested in")
+    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
+    parents: list[str] | None = Field(None, description="Groups this group is nested in; omitted keeps the current")
 
 
-class ResourceIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ResourceIn(_Body):
     owner: str | None = None
-    attributes: dict[str, str | list[str]] = Field(default_factory=dict)
+    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
 
 
-class GrantIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    kind: str = "request"
-    subject_type: str
+class GrantIn(_Body):
+    kind: str = Field("request", description='"request" or "break glass"')
+    subject_type: str = Field(description="user, service or partner")
     subject: str
-    actions: list[str]
-    resource: str
-    starts: str | None = None
-    ends: str
-    clause: int
+    actions: list[str] = Field(description="The actions granted; empty means every action")
+    resource: str = Field(description='A resource name or pattern, such as "db:staging/*"')
+    starts: str | None = Field(None, description="ISO 8601 with a zone; omitted means now")
+    ends: str = Field(description="ISO 8601 with a zone; the grant ends before this instant")
+    clause: int = Field(description="The clause of the charter in force the grant is under")
 
 
-class ClientIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ClientIn(_Body):
     name: str = Field(min_length=1, max_length=255)
-    subject_type: str
+    subject_type: str = Field(description="user, service or partner: whom the credential acts as")
     subject: str
+
+
+class ErrorOut(BaseModel):
+    """Every error: a code, a message for people, and details (the fields at fault, a charter's diagnostics)."""
+
+    error: str = Field(description="invalid_json, invalid_request, unauthorized, forbidden, not_found, ...")
+    message: str
+    details: list[dict] | None = None
+
+
+_ERRORS: dict = {
+    "4XX": {
+        "model": ErrorOut,
+        "description": "400 bad JSON or fields (naming them), 401 no valid credential, 403 the charter does not "
+        "allow it (with its reason), 404 no such thing, 409 a conflict (a cycle, a duplicate), 413 body over "
+        "1 MiB, 422 a charter text that fails the check. Nothing is written.",
+    }
+}
+
+
+def _body_schema(model: type[BaseModel]) -> dict:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+async def _fields(request: Request, model: type[BaseModel]) -> dict:
+    """The JSON body checked against `model`: only the fields the caller sent (a PUT replaces the rest)."""
+    value = await _json_body(request)
+    try:
+        return model.model_validate(value).model_dump(exclude_unset=True)
+    except ValidationError as error:
+        raise _invalid(error.errors()) from None
 
 
 def _done(done: admin_ops.Done, status: int = 200) -> Response:
@@ -300,119 +460,195 @@ def _done(done: admin_ops.Done, status: int = 200) -> Response:
     return _json({**result, "revision": done.revision}, status)
 
 
+_LIMIT = Query(
+    admin_ops.DEFAULT_LIMIT, ge=1, le=admin_ops.MAX_LIMIT, description="Items in the page (lists are sorted)"
+)
+_OFFSET = Query(0, ge=0, description="Items to skip")
+_SUBJECT_TYPE = Query(None, description="With subject: only those of this identity (user, service or partner)")
+_SUBJECT = Query(None, description="With subject_type: only those of this identity")
+
+
 def _admin_routes(app: FastAPI) -> None:
+    router = APIRouter(prefix="/admin/v1", dependencies=[Security(_authenticated)], responses=_ERRORS)
+
     def ops(request: Request) -> tuple[admin_ops.Admin, Caller]:
-        return request.app.state.admin, caller_of(request)
+        return request.app.state.admin, request.state.caller
 
     async def run(function, *args):
         return await anyio.to_thread.run_sync(function, *args)
 
-    @app.get("/admin/v1/revision", tags=["admin"])
+    @router.get("/revision", tags=["admin"], summary="This server's revision, the store's, and the charter in force")
     async def revision(request: Request) -> Response:
-        caller_of(request)
-        snapshot = request.app.state.engine.snapshot
-        return _json({"revision": snapshot.revision, "charter": snapshot.charter, "version": snapshot.version.version})
+        admin, caller = ops(request)
+        return _json(await run(admin.revision, caller))
 
     for section in admin_ops.IDENTITY_SECTIONS:
-        _identity_routes(app, section, ops, run)
+        _identity_routes(router, section, ops, run)
 
-    @app.get("/admin/v1/groups", tags=["directory"], summary="List groups")
-    async def list_groups(request: Request) -> Response:
+    @router.get("/groups", tags=["directory"], summary="List groups, with their parents and members")
+    async def list_groups(request: Request, limit: int = _LIMIT, offset: int = _OFFSET) -> Response:
         admin, caller = ops(request)
-        return _json(await run(admin.list_groups, caller))
+        return _json(await run(admin.list_groups, caller, admin_ops.Page(limit, offset)))
 
-    @app.get("/admin/v1/groups/{name}", tags=["directory"], summary="One group, its parents and members")
+    @router.get("/groups/{name}", tags=["directory"], summary="One group, its parents and members")
     async def get_group(name: str, request: Request) -> Response:
         admin, caller = ops(request)
         return _json(await run(admin.get_group, caller, name))
 
-    @app.delete("/admin/v1/groups/{name}", tags=["directory"], summary="Delete a group")
+    @router.delete("/groups/{name}", tags=["directory"], summary="Delete a group (and its memberships)")
     async def delete_group(name: str, request: Request) -> Response:
         admin, caller = ops(request)
         return _done(await run(admin.delete_group, caller, name))
 
-    @app.put("/admin/v1/groups/{name}", tags=["directory"], summary="Create or replace a group")
-    async def put_group(name: str, body: GroupIn, request: Request) -> Response:
+    @router.put(
+        "/groups/{name}", tags=["directory"], summary="Create or replace a group", openapi_extra=_body_schema(GroupIn)
+    )
+    async def put_group(name: str, request: Request) -> Response:
         admin, caller = ops(request)
-        return _done(await run(admin.put_group, caller, name, body.model_dump(exclude_unset=True)))
+        return _done(await run(admin.put_group, caller, name, await _fields(request, GroupIn)))
 
-    @app.put("/admin/v1/groups/{group}/members/{section}/{name}", tags=["directory"], summary="Add a member to a group")
+    @router.put("/groups/{group}/members/{section}/{name}", tags=["directory"], summary="Add a member to a group")
     async def add_member(group: str, section: str, name: str, request: Request) -> Response:
         admin, caller = ops(request)
         return _done(await run(admin.add_member, caller, group, section, name))
 
-    @app.delete("/admin/v1/groups/{group}/members/{section}/{name}", tags=["directory"], summary="Remove a member")
+    @router.delete("/groups/{group}/members/{section}/{name}", tags=["directory"], summary="Remove a member")
     async def remove_member(group: str, section: str, name: str, request: Request) -> Response:
         admin, caller = ops(request)
         return _done(await run(admin.remove_member, caller, group, section, name))
 
-    @app.put(
-        "/admin/v1/resources/{name:path}",
+    @router.get("/resources", tags=["directory"], summary="List the resources the directory knows")
+    async def list_resources(request: Request, limit: int = _LIMIT, offset: int = _OFFSET) -> Response:
+        admin, caller = ops(request)
+        return _json(await run(admin.list_resources, caller, admin_ops.Page(limit, offset)))
+
+    @router.get("/resources/{name:path}", tags=["directory"], summary="One resource's owner and attributes")
+    async def get_resource(name: str, request: Request) -> Response:
+        admin, caller = ops(request)
+        return _json(await run(admin.get_resource, caller, name))
+
+    @router.put(
+        "/resources/{name:path}",
         tags=["directory"],
         summary="Create or replace a resource's owner and attributes",
+        openapi_extra=_body_schema(ResourceIn),
     )
-    async def put_resource(name: str, body: ResourceIn, request: Request) -> Response:
+    async def put_resource(name: str, request: Request) -> Response:
         admin, caller = ops(request)
-        return _done(await run(admin.put_resource, caller, name, body.model_dump(exclude_unset=True)))
+        return _done(await run(admin.put_resource, caller, name, await _fields(request, ResourceIn)))
 
-    @app.get("/admin/v1/charter", tags=["charter"], summary="The charter text and the version in force")
+    @router.delete("/resources/{name:path}", tags=["directory"], summary="Delete a resource")
+    async def delete_resource(name: str, request: Request) -> Response:
+        admin, caller = ops(request)
+        return _done(await run(admin.delete_resource, caller, name))
+
+    @router.get("/charter", tags=["charter"], summary="The charter text and the version in force")
     async def get_charter(request: Request) -> Response:
         admin, caller = ops(request)
         return _json(await run(admin.get_charter, caller))
 
-    @app.put("/admin/v1/charter", tags=["charter"], summary="Upload a new charter text (checked first; all or nothing)")
-    async def put_charter(request: Request, text: str = Body(..., media_type="text/plain")) -> Response:
+    @router.put(
+        "/charter",
+        tags=["charter"],
+        summary="Upload a new charter text (checked first; all or nothing)",
+        openapi_extra={"requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
+    async def put_charter(request: Request) -> Response:
         admin, caller = ops(request)
+        body = await request.body()
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            message = f"the charter text must be UTF-8 (byte {error.start} is not)"
+            raise ApiError(400, "invalid_request", message, [{"field": "body", "message": message}]) from None
         return _done(await run(admin.upload_charter, caller, text))
 
-    @app.post("/admin/v1/grants", tags=["grants"], summary="Create a grant", status_code=201)
-    async def create_grant(body: GrantIn, request: Request) -> Response:
+    @router.get("/grants", tags=["grants"], summary="List grants (revoked and lapsed ones too), newest first")
+    async def list_grants(
+        request: Request,
+        subject_type: str | None = _SUBJECT_TYPE,
+        subject: str | None = _SUBJECT,
+        limit: int = _LIMIT,
+        offset: int = _OFFSET,
+    ) -> Response:
         admin, caller = ops(request)
-        return _done(await run(admin.create_grant, caller, body.model_dump()), 201)
+        page = admin_ops.Page(limit, offset)
+        return _json(await run(admin.list_grants, caller, subject_type, subject, page))
 
-    @app.delete("/admin/v1/grants/{grant_id}", tags=["grants"], summary="Revoke a grant at once")
+    @router.post(
+        "/grants",
+        tags=["grants"],
+        summary="Create a grant under a clause of the charter in force",
+        status_code=201,
+        openapi_extra=_body_schema(GrantIn),
+    )
+    async def create_grant(request: Request) -> Response:
+        admin, caller = ops(request)
+        return _done(await run(admin.create_grant, caller, await _fields(request, GrantIn)), 201)
+
+    @router.delete("/grants/{grant_id}", tags=["grants"], summary="Revoke a grant at once")
     async def revoke_grant(grant_id: str, request: Request) -> Response:
         admin, caller = ops(request)
         return _done(await run(admin.revoke_grant, caller, grant_id))
 
-    @app.post(
-        "/admin/v1/clients",
+    @router.get("/clients", tags=["clients"], summary="List API clients (never their credentials)")
+    async def list_clients(
+        request: Request,
+        subject_type: str | None = _SUBJECT_TYPE,
+        subject: str | None = _SUBJECT,
+        limit: int = _LIMIT,
+        offset: int = _OFFSET,
+    ) -> Response:
+        admin, caller = ops(request)
+        page = admin_ops.Page(limit, offset)
+        return _json(await run(admin.list_clients, caller, subject_type, subject, page))
+
+    @router.post(
+        "/clients",
         tags=["clients"],
         summary="Create an API client; the credential is shown once",
         status_code=201,
+        openapi_extra=_body_schema(ClientIn),
     )
-    async def create_client(body: ClientIn, request: Request) -> Response:
+    async def create_client(request: Request) -> Response:
         admin, caller = ops(request)
-        return _done(await run(admin.create_client, caller, body.name, body.subject_type, body.subject), 201)
+        body = await _fields(request, ClientIn)
+        return _done(await run(admin.create_client, caller, body["name"], body["subject_type"], body["subject"]), 201)
 
-    @app.delete("/admin/v1/clients/{client_id}", tags=["clients"], summary="Revoke an API client")
+    @router.delete("/clients/{client_id}", tags=["clients"], summary="Revoke an API client at once")
     async def revoke_client(client_id: str, request: Request) -> Response:
         admin, caller = ops(request)
         return _done(await run(admin.revoke_client, caller, client_id))
 
+    app.include_router(router)
 
-def _identity_routes(app: FastAPI, section: str, ops, run) -> None:
+
+def _identity_routes(router: APIRouter, section: str, ops, run) -> None:
     """List, read, put and delete for one section of the directory: users, services or partners."""
     noun = section[:-1]
 
-    @app.get(f"/admin/v1/{section}", tags=["directory"], summary=f"List {section}", name=f"list_{section}")
-    async def list_identities(request: Request) -> Response:
+    @router.get(f"/{section}", tags=["directory"], summary=f"List {section}", name=f"list_{section}")
+    async def list_identities(request: Request, limit: int = _LIMIT, offset: int = _OFFSET) -> Response:
         admin, caller = ops(request)
-        return _json(await run(admin.list_identities, caller, section))
+        return _json(await run(admin.list_identities, caller, section, admin_ops.Page(limit, offset)))
 
-    @app.get(f"/admin/v1/{section}/{{name}}", tags=["directory"], summary=f"One {noun}", name=f"get_{noun}")
+    @router.get(f"/{section}/{{name}}", tags=["directory"], summary=f"One {noun}", name=f"get_{noun}")
     async def get_identity(name: str, request: Request) -> Response:
         admin, caller = ops(request)
         return _json(await run(admin.get_identity, caller, section, name))
 
-    @app.put(
-        f"/admin/v1/{section}/{{name}}", tags=["directory"], summary=f"Create or replace a {noun}", name=f"put_{noun}"
+    @router.put(
+        f"/{section}/{{name}}",
+        tags=["directory"],
+        summary=f"Create or replace a {noun}",
+        name=f"put_{noun}",
+        openapi_extra=_body_schema(IdentityIn),
     )
-    async def put_identity(name: str, body: IdentityIn, request: Request) -> Response:
+    async def put_identity(name: str, request: Request) -> Response:
         admin, caller = ops(request)
-        return _done(await run(admin.put_identity, caller, section, name, body.model_dump(exclude_unset=True)))
+        return _done(await run(admin.put_identity, caller, section, name, await _fields(request, IdentityIn)))
 
-    @app.delete(f"/admin/v1/{section}/{{name}}", tags=["directory"], summary=f"Delete a {noun}", name=f"delete_{noun}")
+    @router.delete(f"/{section}/{{name}}", tags=["directory"], summary=f"Delete a {noun}", name=f"delete_{noun}")
     async def delete_identity(name: str, request: Request) -> Response:
         admin, caller = ops(request)
         return _done(await run(admin.delete_identity, caller, section, name))

@@ -9,7 +9,9 @@ Mapping to Charter:
 - context `mfa` (bool) or `amr` (a list containing `mfa`, `otp` or `hwk`), `ip`, `time` (RFC 3339),
   `scopes` (a list) or `scope` (space-separated).
 
-A decision's `context` carries the deciding clause, the charter version and the reasons.
+Unknown fields are ignored, as the specification requires of receivers (§ JSON Serialization);
+a missing or mistyped required field is a 400 naming it. A decision's `context` carries the deciding
+clause, the charter version and the reasons. The shapes are written down in docs/authzen.md.
 """
 
 from __future__ import annotations
@@ -23,31 +25,21 @@ from charter.web.errors import bad_request
 
 SUBJECT_TYPES = frozenset({"user", "service", "partner"})
 MFA_METHODS = frozenset({"mfa", "otp", "hwk", "swk", "sms", "fido"})
-ENTITY_KEYS = frozenset({"type", "id", "properties"})
-ACTION_KEYS = frozenset({"name", "properties"})
-EVALUATION_KEYS = frozenset({"subject", "action", "resource", "context"})
+EVALUATION_KEYS = ("subject", "action", "resource", "context")
 SEMANTICS = ("execute_all", "deny_on_first_deny", "permit_on_first_permit")
 
 
-def _object(value: object, field: str) -> Mapping:
+def json_object(value: object, field: str) -> Mapping:
     if not isinstance(value, dict):
         raise bad_request(f"{field} must be a JSON object", field)
     return value
 
 
-def _text(entity: Mapping, key: str, field: str) -> str:
+def text(entity: Mapping, key: str, field: str) -> str:
     value = entity.get(key)
     if not isinstance(value, str) or not value:
         raise bad_request(f"{field}.{key} must be a non-empty string", f"{field}.{key}")
     return value
-
-
-def _only(entity: Mapping, allowed: frozenset[str], field: str) -> None:
-    for key in entity:
-        if key not in allowed:
-            raise bad_request(
-                f"{field} has an unknown field {key!r} (expected {', '.join(sorted(allowed))})", f"{field}.{key}"
-            )
 
 
 def resource_name(resource_type: str, resource_id: str) -> str:
@@ -56,32 +48,68 @@ def resource_name(resource_type: str, resource_id: str) -> str:
     return f"{resource_type}:{resource_id}"
 
 
+def resource_id(resource_type: str, name: str) -> str | None:
+    """The AuthZEN id of the resource `name` as a resource of `resource_type`; None when it is not of that type.
+
+    The inverse of `resource_name`: `db:prod/orders` is `{"type": "db", "id": "prod/orders"}`, and any name
+    is `{"type": "resource", "id": name}`.
+    """
+    if resource_type == "resource":
+        return name
+    prefix = resource_type + ":"
+    return name[len(prefix) :] if name.startswith(prefix) and len(name) > len(prefix) else None
+
+
+def resource_properties(resource: Mapping, field: str) -> Mapping:
+    properties = resource.get("properties")
+    if properties is None:
+        return {}
+    if not isinstance(properties, dict):
+        raise bad_request(f"{field}.properties must be a JSON object", f"{field}.properties")
+    return properties
+
+
 def to_request(body: Mapping, field: str = "") -> Request:
     """A Charter request from an AuthZEN evaluation object; raises ApiError(400) naming the bad field."""
+    # The hot path: a well-formed evaluation (nearly every one) is checked in one go, without building the
+    # field names; anything else goes on to the checks below, which name the field at fault.
+    subject, action, resource = body.get("subject"), body.get("action"), body.get("resource")
+    if type(subject) is dict and type(action) is dict and type(resource) is dict and "properties" not in resource:
+        subject_type, subject_id, name = subject.get("type"), subject.get("id"), action.get("name")
+        resource_type, resource_id_ = resource.get("type"), resource.get("id")
+        if (
+            type(subject_type) is str
+            and type(subject_id) is str
+            and type(name) is str
+            and type(resource_type) is str
+            and type(resource_id_) is str
+            and subject_type
+            and subject_id
+            and name
+            and resource_type
+            and resource_id_
+        ):
+            context = context_of(body.get("context"), f"{field}.context" if field else "context", {})
+            return Request(subject_id, name, resource_name(resource_type, resource_id_), context, subject_type)
     prefix = f"{field}." if field else ""
-    _only(body, EVALUATION_KEYS, field or "request")
-    subject = _object(body.get("subject"), prefix + "subject")
-    action = _object(body.get("action"), prefix + "action")
-    resource = _object(body.get("resource"), prefix + "resource")
-    _only(subject, ENTITY_KEYS, prefix + "subject")
-    _only(action, ACTION_KEYS, prefix + "action")
-    _only(resource, ENTITY_KEYS, prefix + "resource")
-    subject_type = _text(subject, "type", prefix + "subject")
-    subject_id = _text(subject, "id", prefix + "subject")
-    name = _text(action, "name", prefix + "action")
-    resource_type = _text(resource, "type", prefix + "resource")
-    resource_id = _text(resource, "id", prefix + "resource")
-    properties = resource.get("properties") or {}
-    if not isinstance(properties, dict):
-        raise bad_request(f"{prefix}resource.properties must be a JSON object", f"{prefix}resource.properties")
-    context = _context(body.get("context"), prefix + "context", properties)
-    return Request(subject_id, name, resource_name(resource_type, resource_id), context, subject_type)
+    subject = json_object(body.get("subject"), prefix + "subject")
+    action = json_object(body.get("action"), prefix + "action")
+    resource = json_object(body.get("resource"), prefix + "resource")
+    subject_type = text(subject, "type", prefix + "subject")
+    subject_id = text(subject, "id", prefix + "subject")
+    name = text(action, "name", prefix + "action")
+    resource_type = text(resource, "type", prefix + "resource")
+    resource_id_ = text(resource, "id", prefix + "resource")
+    properties = resource_properties(resource, prefix + "resource")
+    context = context_of(body.get("context"), prefix + "context", properties)
+    return Request(subject_id, name, resource_name(resource_type, resource_id_), context, subject_type)
 
 
-def _context(value: object, field: str, resource_properties: Mapping) -> Context:
+def context_of(value: object, field: str, resource_properties: Mapping) -> Context:
+    """A Charter context from an AuthZEN `context` object, with the resource's `properties` as its attributes."""
     if value is None:
         return Context(resource_attributes=resource_properties) if resource_properties else Context()
-    context = _object(value, field)
+    context = json_object(value, field)
     mfa = context.get("mfa", False)
     if not isinstance(mfa, bool):
         raise bad_request(f"{field}.mfa must be true or false", f"{field}.mfa")
@@ -116,9 +144,9 @@ def decision_json(decision: Decision, revision: int) -> dict:
         "clause": decision.clause,
         "basis": decision.basis.value,
         "revision": revision,
+        "reasons": list(decision.reasons),
     }
     if decision.reasons:
-        context["reasons"] = list(decision.reasons)
         context["reason_admin"] = {"en": "; ".join(decision.reasons)}
     if decision.obligations:
         context["obligations"] = list(decision.obligations)
@@ -129,16 +157,28 @@ def decision_json(decision: Decision, revision: int) -> dict:
     return {"decision": decision.allowed, "context": context}
 
 
+def evaluation_items(body: Mapping) -> list | None:
+    """The `evaluations` array; None when it is absent or empty (then the request is one evaluation)."""
+    items = body.get("evaluations")
+    if items is None:
+        return None
+    if not isinstance(items, list):
+        raise bad_request("evaluations must be a JSON array", "evaluations")
+    return items or None
+
+
 def merged(defaults: Mapping, item: object, index: int) -> Mapping:
     """An `evaluations` item with the request-level defaults filled in (an item's own value wins)."""
-    entry = _object(item, f"evaluations[{index}]")
+    if not defaults and type(item) is dict:
+        return item  # nothing to fill in (to_request reads only EVALUATION_KEYS)
+    entry = json_object(item, f"evaluations[{index}]")
     return {key: entry.get(key, defaults.get(key)) for key in EVALUATION_KEYS if key in entry or key in defaults}
 
 
 def semantic(options: object) -> str:
     if options is None:
         return "execute_all"
-    value = _object(options, "options").get("evaluations_semantic", "execute_all")
+    value = json_object(options, "options").get("evaluations_semantic", "execute_all")
     if value not in SEMANTICS:
         raise bad_request(
             f"options.evaluations_semantic must be one of {', '.join(SEMANTICS)}", "options.evaluations_semantic"
