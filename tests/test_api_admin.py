@@ -567,3 +567,29 @@ def test_the_openapi_document_describes_every_admin_and_authzen_operation(api):
     assert {"subject", "resource", "ends", "clause"} <= set(grant_body["required"])
     assert grant_body["additionalProperties"] is False
     assert "text/plain" in paths[f"{ADMIN}/charter"]["put"]["requestBody"]["content"]
+
+
+def test_an_unexpected_failure_answers_in_the_json_error_shape(tmp_path):
+    from starlette.testclient import TestClient
+
+    from charter.bootstrap import initialize
+    from charter.engine import Engine
+    from charter.store.db import make_engine
+    from charter.web.app import create_app
+
+    db = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    credential = initialize(db).admin_credential
+    app = create_app(Engine(db))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret detail: password=hunter2")
+
+    app.state.admin.list_groups = broken
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/admin/v1/groups", headers={"Authorization": f"Bearer {credential}"})
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": "internal_error",
+        "message": "the server failed to answer this request; nothing was changed",
+    }
+    assert "hunter2" not in response.text

@@ -9,6 +9,7 @@ R or later; every response says the revision it was answered from in
 from __future__ import annotations
 
 import gc
+import logging
 from typing import Annotated
 
 import anyio
@@ -28,6 +29,7 @@ from charter.engine import Engine
 from charter.web import authzen
 from charter.web.errors import ApiError, json_error
 
+log = logging.getLogger("charter.web")
 MAX_BODY = 1024 * 1024
 MIN_REVISION_WAIT = 2.0
 
@@ -157,6 +159,12 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> Response:
         return error.response()
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> Response:
+        # The details go to the log only: an error message can carry data that is not the caller's to see.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return json_error(500, "internal_error", "the server failed to answer this request; nothing was changed")
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> Response:
