@@ -457,8 +457,17 @@ class Run:
         return self.server_cpu * self.seconds / self.requests * 1e6 if self.requests else 0.0
 
 
+def speed() -> float:
+    """Millions of iterations a second of a fixed pure-Python loop, for one second: a shared VM's speed varies
+    (this loop ran 1.7 times slower at one hour than at another on 2026-11-24), so compare runs at like speeds."""
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < 1.0:
+        count += 1
+    return count / (time.perf_counter() - started) / 1e6
+
+
 def busy_cores() -> float:
-    """CPU seconds all cores have spent busy since boot (/proc/stat), in seconds."""
+    """CPU seconds all cores have spent busy since boot (/proc/stat, steal included), in seconds."""
     fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
@@ -701,6 +710,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Python {platform.python_version()}; {versions()}")
     print(f"machine: {machine()}")
     print("load average before the run: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    print(f"speed check before the run: {speed():.2f} M loop iterations/s")
     print("command: " + " ".join(["bench/http.py", *(argv if argv is not None else sys.argv[1:])]))
 
     rng = random.Random(SEED)
@@ -778,6 +788,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print_table(runs)
     print_targets(runs)
+    print(f"speed check after the run: {speed():.2f} M loop iterations/s")
     print("load average after the run: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     if problems:
         print(f"FAILED: {len(problems)} problems", file=sys.stderr)

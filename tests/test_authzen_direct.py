@@ -251,3 +251,29 @@ def _outcome(body: dict, field: str = "") -> tuple:
 def test_to_request_checks_a_well_formed_evaluation_in_one_go_with_the_same_outcome(body):
     for field in ("", "evaluations[3]"):
         assert _outcome(body, field) == _outcome(_slow(body), field)
+
+
+def test_an_unexpected_error_is_answered_as_through_fastapi(pair, monkeypatch):
+    from charter.web import authzen
+
+    direct, routed, credential = pair
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug, with data the caller must not see")
+
+    monkeypatch.setattr(authzen, "to_request", broken)
+    answers = []
+    for client in (direct, routed):
+        quiet = TestClient(client.app, raise_server_exceptions=False)
+        answers.append(
+            quiet.post(
+                "/access/v1/evaluation",
+                json=evaluation("alice", "read", "db:prod/orders"),
+                headers={"Authorization": f"Bearer {credential}"},
+            )
+        )
+    a, b = answers
+    assert a.status_code == b.status_code == 500
+    assert a.headers.multi_items() == b.headers.multi_items()
+    assert a.content == b.content
+    assert b"must not see" not in a.content

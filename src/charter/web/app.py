@@ -9,6 +9,7 @@ R or later; every response says the revision it was answered from in
 from __future__ import annotations
 
 import gc
+import inspect
 import logging
 from typing import Annotated
 
@@ -149,8 +150,16 @@ class RevisionMiddleware:
             response = await endpoint(Request(scope, receive))
         except ApiError as error:
             response = error.response()
-        except Exception:
-            await PlainTextResponse("Internal Server Error", status_code=500)(scope, receive, send)
+        except Exception as error:  # as Starlette's ServerErrorMiddleware: the app's 500 handler answers, then raise
+            handlers = self.app.exception_handlers
+            handler = handlers.get(500) or handlers.get(Exception)
+            if handler is None:
+                answer = PlainTextResponse("Internal Server Error", status_code=500)
+            else:
+                answer = handler(Request(scope), error)
+                if inspect.isawaitable(answer):
+                    answer = await answer
+            await answer(scope, receive, send)
             raise
         await response(scope, receive, send)
 
