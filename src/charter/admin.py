@@ -408,35 +408,14 @@ class Admin:
 
     def revoke_grant(self, caller: Caller, grant_id: str) -> Done:
         """End a grant at once; a grant is revoked only once (a second revocation is a conflict)."""
-        with self.engine.sessions() as session:
-            row = session.get(GrantRow, grant_id)
-            if row is None:
-                raise NotFound(f'no grant "{grant_id}"')
-            target = f"grants:{row.subject_type}/{row.subject}"
-        with self.change(caller, target) as (session, revision):
-            row = session.get(GrantRow, grant_id)
-            if row is None:
-                raise NotFound(f'no grant "{grant_id}"')
-            if row.revoked_at is not None:
-                raise Conflict(f'grant "{grant_id}" was already revoked by {row.revoked_by}')
-            row.revoked_at = self.now()
-            row.revoked_by = caller.describe()
-        return Done(revision[0])
+        return self._revoke(caller, GrantRow, grant_id, "grant", "grants")
 
     def list_grants(
         self, caller: Caller, subject_type: str | None = None, subject: str | None = None, page: Page | None = None
     ) -> dict:
         """Grants (revoked and lapsed ones too), newest start first: all of them, or one subject's."""
-        page = page or Page()
         query = select(GrantRow).order_by(GrantRow.starts.desc(), GrantRow.id)
-        if (subject_type is None) != (subject is None):
-            raise Invalid("subject" if subject is None else "subject_type", "give subject_type and subject together")
-        if subject_type is not None:
-            query = query.where(GrantRow.subject_type == subject_type, GrantRow.subject == subject)
-        target = "grants:*" if subject_type is None else f"grants:{subject_type}/{subject}"
-        with self.read(caller, target) as session:
-            total, rows = page.of(session, query)
-            return page.view(total, [_grant_view(row) for row in rows])
+        return self._list_by_subject(caller, GrantRow, query, "grants", subject_type, subject, page, _grant_view)
 
     # --- API clients ----------------------------------------------------------------------------
 
@@ -452,34 +431,47 @@ class Admin:
 
     def revoke_client(self, caller: Caller, client_id: str) -> Done:
         """Revoke a credential: once this returns, this server refuses it (others within their refresh)."""
-        with self.engine.sessions() as session:
-            row = session.get(ApiClientRow, client_id)
-            if row is None:
-                raise NotFound(f'no API client "{client_id}"')
-            target = f"clients:{row.subject_type}/{row.subject}"
-        with self.change(caller, target) as (session, revision):
-            row = session.get(ApiClientRow, client_id)
-            if row is None:
-                raise NotFound(f'no API client "{client_id}"')
-            if row.revoked_at is not None:
-                raise Conflict(f'API client "{client_id}" was already revoked')
-            row.revoked_at = self.now()
-        return Done(revision[0])
+        return self._revoke(caller, ApiClientRow, client_id, "API client", "clients")
 
     def list_clients(
         self, caller: Caller, subject_type: str | None = None, subject: str | None = None, page: Page | None = None
     ) -> dict:
         """API clients (never their secrets), by name: all of them, or those acting as one identity."""
-        page = page or Page()
         query = select(ApiClientRow).order_by(ApiClientRow.name, ApiClientRow.id)
+        return self._list_by_subject(caller, ApiClientRow, query, "clients", subject_type, subject, page, _client_view)
+
+    # --- things that belong to one subject: grants and API clients -------------------------------
+
+    def _revoke(self, caller: Caller, model, key: str, noun: str, scope: str) -> Done:
+        """Revoke once, authorised as `manage` on `<scope>:<subject type>/<subject>` of whom it belongs to."""
+        with self.engine.sessions() as session:
+            row = session.get(model, key)
+            if row is None:
+                raise NotFound(f'no {noun} "{key}"')
+            target = f"{scope}:{row.subject_type}/{row.subject}"
+        with self.change(caller, target) as (session, revision):
+            row = session.get(model, key)
+            if row is None:
+                raise NotFound(f'no {noun} "{key}"')
+            if row.revoked_at is not None:
+                by = f" by {row.revoked_by}" if getattr(row, "revoked_by", None) else ""
+                raise Conflict(f'{noun} "{key}" was already revoked{by}')
+            row.revoked_at = self.now()
+            if hasattr(row, "revoked_by"):
+                row.revoked_by = caller.describe()
+        return Done(revision[0])
+
+    def _list_by_subject(self, caller: Caller, model, query, scope, subject_type, subject, page, view) -> dict:
+        """One page of `query`: all (read on `<scope>:*`) or one subject's (read on `<scope>:<type>/<id>`)."""
+        page = page or Page()
         if (subject_type is None) != (subject is None):
             raise Invalid("subject" if subject is None else "subject_type", "give subject_type and subject together")
         if subject_type is not None:
-            query = query.where(ApiClientRow.subject_type == subject_type, ApiClientRow.subject == subject)
-        target = "clients:*" if subject_type is None else f"clients:{subject_type}/{subject}"
+            query = query.where(model.subject_type == subject_type, model.subject == subject)
+        target = f"{scope}:*" if subject_type is None else f"{scope}:{subject_type}/{subject}"
         with self.read(caller, target) as session:
             total, rows = page.of(session, query)
-            return page.view(total, [_client_view(row) for row in rows])
+            return page.view(total, [view(row) for row in rows])
 
 
 def _kind(section: str) -> str:
