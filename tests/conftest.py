@@ -20,6 +20,21 @@ settings.register_profile("charter-deep", parent=settings.get_profile("charter")
 settings.load_profile(os.environ.get("CHARTER_HYPOTHESIS_PROFILE", "charter"))
 
 
+# --- the data directory ---------------------------------------------------------------------------
+# Audit signing keys live in the data directory; tests must never write them into the checkout.
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _data_directory(tmp_path_factory) -> Iterator[None]:
+    previous = os.environ.get("CHARTER_DATA_DIR")
+    os.environ["CHARTER_DATA_DIR"] = str(tmp_path_factory.mktemp("data"))
+    yield
+    if previous is None:
+        os.environ.pop("CHARTER_DATA_DIR", None)
+    else:
+        os.environ["CHARTER_DATA_DIR"] = previous
+
+
 # --- the store on both backends (tests/test_api_admin.py) ---------------------------------------
 # `backend` runs a test once on SQLite (a file in tmp_path) and once on a real PostgreSQL (a fresh
 # database, dropped afterwards). Nothing is mocked: the API, the engine and the store are the ones

@@ -20,7 +20,7 @@ import datetime as dt
 import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
@@ -97,6 +97,19 @@ class Page:
         return {"items": items, "total": total, "limit": self.limit, "offset": self.offset}
 
 
+@dataclass(slots=True)
+class Change:
+    """A change in progress: its session, its revision, and what its audit record will say.
+
+    The operation fills `details` (typically `before` and `after`: the object's state on each side, from
+    which `charter audit who-had-access` rebuilds the directory of any past day).
+    """
+
+    session: Session
+    revision: int
+    details: dict = field(default_factory=dict)
+
+
 @dataclass(frozen=True, slots=True)
 class Done:
     """A committed change: the revision it created, and what it returns."""
@@ -111,32 +124,44 @@ class Admin:
 
     # --- the shared path --------------------------------------------------------------------
 
-    def authorize(self, caller: Caller, action: str, resource: str) -> Decision:
+    def authorize(self, caller: Caller, action: str, resource: str, operation: str | None = None) -> Decision:
+        """The charter's decision on `action` over `resource`; a refusal is audited, then raised as Forbidden."""
         decision = self.engine.snapshot.evaluate(
             Request(caller.subject, action, resource, subject_type=caller.subject_type)
         )
         if not decision.allowed:
+            self.engine.audit.record_alone(
+                self.engine.sessions,
+                caller.describe(),
+                operation or action,
+                resource,
+                "denied",
+                decision,
+                {"asked": action, "reasons": list(decision.reasons)},
+            )
             raise Forbidden(decision, action, resource)
         return decision
 
     @contextmanager
-    def change(self, caller: Caller, resource: str) -> Iterator[tuple[Session, list[int]]]:
-        """Authorise `manage` on `resource`, then yield a session and the change's revision; commit on success.
+    def change(self, caller: Caller, resource: str, operation: str) -> Iterator[Change]:
+        """Authorise `manage` on `resource`, then yield the change; on success, audit it and commit.
 
-        The revision is taken first: its row lock serialises writers, so revisions commit in order.
+        The revision is taken first: its row lock serialises writers, so revisions commit in order. The
+        audit record (`operation` on `resource`, with the deciding clause) is written in the same transaction.
         """
-        self.authorize(caller, "manage", resource)
-        revision: list[int] = []
+        decision = self.authorize(caller, "manage", resource, operation)
         session = self.engine.sessions()
         try:
             with session.begin():
-                revision.append(bump_revision(session))
-                yield session, revision
+                change = Change(session, bump_revision(session))
+                yield change
+                details = {**change.details, "revision": change.revision}
+                self.engine.audit.record(session, caller.describe(), operation, resource, "ok", decision, details)
         except IntegrityError as error:
             raise Conflict(_integrity_message(error)) from None
         finally:
             session.close()
-        self.engine.catch_up(revision[0], CATCH_UP_TIMEOUT)
+        self.engine.catch_up(change.revision, CATCH_UP_TIMEOUT)
 
     def read(self, caller: Caller, resource: str) -> Session:
         self.authorize(caller, "read", resource)
@@ -183,9 +208,10 @@ class Admin:
         state = fields.get("state", "active")
         if state not in STATES:
             raise Invalid("state", f"expected one of {', '.join(STATES)}, found {state!r}")
-        with self.change(caller, f"directory:{section}/{name}") as (session, revision):
-            now = self.now()
+        with self.change(caller, f"directory:{section}/{name}", f"directory.{kind}.put") as change:
+            session, now = change.session, self.now()
             row = session.scalar(select(IdentityRow).where(IdentityRow.kind == kind, IdentityRow.name == name))
+            change.details["before"] = _identity_audit_view(session, row)
             if row is None:
                 row = IdentityRow(kind=kind, name=name, created_at=now)
                 session.add(row)
@@ -197,13 +223,17 @@ class Admin:
             session.flush()
             if "groups" in fields:
                 self._set_groups(session, row, list(fields["groups"]))  # type: ignore[arg-type]
-        return Done(revision[0], {"name": name, "kind": kind})
+                session.flush()
+            change.details["after"] = _identity_audit_view(session, row)
+        return Done(change.revision, {"name": name, "kind": kind})
 
     def delete_identity(self, caller: Caller, section: str, name: str) -> Done:
         kind = _kind(section)
-        with self.change(caller, f"directory:{section}/{name}") as (session, revision):
-            session.delete(repository.identity(session, kind, name))
-        return Done(revision[0])
+        with self.change(caller, f"directory:{section}/{name}", f"directory.{kind}.delete") as change:
+            row = repository.identity(change.session, kind, name)
+            change.details.update(before=_identity_audit_view(change.session, row), after=None)
+            change.session.delete(row)
+        return Done(change.revision)
 
     def _set_groups(self, session: Session, row: IdentityRow, groups: list[str]) -> None:
         wanted = {name: _referenced_group(session, name, f"groups[{i}]").id for i, name in enumerate(groups)}
@@ -223,18 +253,19 @@ class Admin:
         page = page or Page()
         with self.read(caller, "directory:groups/*") as session:
             total, rows = page.of(session, select(GroupRow).order_by(GroupRow.name))
-            return page.view(total, [self._group_view(session, row) for row in rows])
+            return page.view(total, [_group_view(session, row) for row in rows])
 
     def get_group(self, caller: Caller, name: str) -> dict:
         with self.read(caller, f"directory:groups/{name}") as session:
-            return self._group_view(session, repository.group(session, name))
+            return _group_view(session, repository.group(session, name))
 
     def put_group(self, caller: Caller, name: str, fields: Mapping[str, object]) -> Done:
         """Create or replace a group: owner, attributes and the groups it is nested in."""
         _check_name("name", name)
-        with self.change(caller, f"directory:groups/{name}") as (session, revision):
-            now = self.now()
+        with self.change(caller, f"directory:groups/{name}", "directory.group.put") as change:
+            session, now = change.session, self.now()
             row = session.scalar(select(GroupRow).where(GroupRow.name == name))
+            change.details["before"] = None if row is None else _group_audit_view(session, row)
             if row is None:
                 row = GroupRow(name=name, created_at=now)
                 session.add(row)
@@ -244,24 +275,29 @@ class Admin:
             session.flush()
             if "parents" in fields:
                 self._set_parents(session, row, list(fields["parents"]))  # type: ignore[arg-type]
-        return Done(revision[0], {"name": name})
+            change.details["after"] = _group_audit_view(session, row)
+        return Done(change.revision, {"name": name})
 
     def delete_group(self, caller: Caller, name: str) -> Done:
-        with self.change(caller, f"directory:groups/{name}") as (session, revision):
-            session.delete(repository.group(session, name))
-        return Done(revision[0])
+        with self.change(caller, f"directory:groups/{name}", "directory.group.delete") as change:
+            row = repository.group(change.session, name)
+            change.details.update(before=_group_audit_view(change.session, row, with_members=True), after=None)
+            change.session.delete(row)
+        return Done(change.revision)
 
     def add_member(self, caller: Caller, group: str, section: str, name: str) -> Done:
         kind = _kind(section)
-        with self.change(caller, f"directory:groups/{group}") as (session, revision):
-            added = repository.add_member(session, group, kind, name)
-        return Done(revision[0], {"changed": added})
+        with self.change(caller, f"directory:groups/{group}", "directory.group.member.add") as change:
+            added = repository.add_member(change.session, group, kind, name)
+            change.details.update(member={"kind": kind, "name": name}, changed=added)
+        return Done(change.revision, {"changed": added})
 
     def remove_member(self, caller: Caller, group: str, section: str, name: str) -> Done:
         kind = _kind(section)
-        with self.change(caller, f"directory:groups/{group}") as (session, revision):
-            removed = repository.remove_member(session, group, kind, name)
-        return Done(revision[0], {"changed": removed})
+        with self.change(caller, f"directory:groups/{group}", "directory.group.member.remove") as change:
+            removed = repository.remove_member(change.session, group, kind, name)
+            change.details.update(member={"kind": kind, "name": name}, changed=removed)
+        return Done(change.revision, {"changed": removed})
 
     def _set_parents(self, session: Session, row: GroupRow, parents: list[str]) -> None:
         wanted = {_referenced_group(session, name, f"parents[{i}]").id for i, name in enumerate(parents)}
@@ -276,26 +312,6 @@ class Admin:
             session.add(GroupNestingRow(child_id=row.id, parent_id=parent_id))
         session.flush()
         _reject_cycle(session, row)
-
-    def _group_view(self, session: Session, row: GroupRow) -> dict:
-        parents = session.scalars(
-            select(GroupRow.name)
-            .join(GroupNestingRow, GroupNestingRow.parent_id == GroupRow.id)
-            .where(GroupNestingRow.child_id == row.id)
-        )
-        members = session.execute(
-            select(IdentityRow.kind, IdentityRow.name)
-            .join(MembershipRow, MembershipRow.identity_id == IdentityRow.id)
-            .where(MembershipRow.group_id == row.id)
-            .order_by(IdentityRow.kind, IdentityRow.name)
-        )
-        return {
-            "name": row.name,
-            "owner": row.owner,
-            "attributes": row.attributes or {},
-            "parents": sorted(parents),
-            "members": [{"kind": kind, "name": name} for kind, name in members],
-        }
 
     # --- resources --------------------------------------------------------------------------
 
@@ -314,23 +330,26 @@ class Admin:
 
     def put_resource(self, caller: Caller, name: str, fields: Mapping[str, object]) -> Done:
         _check_name("name", name, longest=1024)
-        with self.change(caller, f"directory:resources/{name}") as (session, revision):
-            row = session.get(ResourceRow, name)
+        with self.change(caller, f"directory:resources/{name}", "directory.resource.put") as change:
+            row = change.session.get(ResourceRow, name)
+            change.details["before"] = None if row is None else _resource_view(row)
             if row is None:
                 row = ResourceRow(name=name)
-                session.add(row)
+                change.session.add(row)
             row.owner = fields.get("owner")  # type: ignore[assignment]
             row.attributes = dict(fields.get("attributes") or {})  # type: ignore[arg-type]
             row.updated_at = self.now()
-        return Done(revision[0], {"name": name})
+            change.details["after"] = _resource_view(row)
+        return Done(change.revision, {"name": name})
 
     def delete_resource(self, caller: Caller, name: str) -> Done:
-        with self.change(caller, f"directory:resources/{name}") as (session, revision):
-            row = session.get(ResourceRow, name)
+        with self.change(caller, f"directory:resources/{name}", "directory.resource.delete") as change:
+            row = change.session.get(ResourceRow, name)
             if row is None:
                 raise NotFound(f'no resource "{name}"')
-            session.delete(row)
-        return Done(revision[0])
+            change.details.update(before=_resource_view(row), after=None)
+            change.session.delete(row)
+        return Done(change.revision)
 
     # --- the charter --------------------------------------------------------------------------
 
@@ -358,12 +377,15 @@ class Admin:
         except Exception:
             name = self.engine.snapshot.charter
         # Authorise against both the charter in force and the one being replaced by name.
-        self.authorize(caller, "manage", f"charter:{self.engine.snapshot.charter}")
-        with self.change(caller, f"charter:{name}") as (session, revision):
-            directory = repository.load(session)
-            uploaded = charters.upload(session, text, directory, caller.describe(), self.now(), revision[0])
+        self.authorize(caller, "manage", f"charter:{self.engine.snapshot.charter}", "charter.upload")
+        with self.change(caller, f"charter:{name}", "charter.upload") as change:
+            directory = repository.load(change.session)
+            uploaded = charters.upload(change.session, text, directory, caller.describe(), self.now(), change.revision)
             warnings = [d.headline() for d in uploaded.warnings]
-        return Done(revision[0], {"name": name, "warnings": warnings})
+            change.details.update(
+                charter_version_id=uploaded.row.id, sha256=uploaded.row.sha256, name=name, warnings=warnings
+            )
+        return Done(change.revision, {"name": name, "warnings": warnings})
 
     # --- grants -------------------------------------------------------------------------------
 
@@ -383,7 +405,8 @@ class Admin:
         if kind not in GRANT_KINDS:
             raise Invalid("kind", f'expected "request" or "break glass", found {kind!r}')
         clause = int(fields["clause"])  # type: ignore[call-overload]
-        with self.change(caller, f"grants:{subject_type}/{subject}") as (session, revision):
+        with self.change(caller, f"grants:{subject_type}/{subject}", "grant.create") as change:
+            session = change.session
             if repository.find_identity(session, subject_type, subject) is None:
                 raise Invalid("subject", f'no {subject_type} "{subject}" in the directory')
             version = self.engine.snapshot.version
@@ -404,11 +427,12 @@ class Admin:
                 revoked_at=None,
             )
             session.add(row)
-        return Done(revision[0], _grant_view(row))
+            change.details["after"] = _grant_view(row)
+        return Done(change.revision, _grant_view(row))
 
     def revoke_grant(self, caller: Caller, grant_id: str) -> Done:
         """End a grant at once; a grant is revoked only once (a second revocation is a conflict)."""
-        return self._revoke(caller, GrantRow, grant_id, "grant", "grants")
+        return self._revoke(caller, GrantRow, grant_id, "grant", "grants", "grant.revoke")
 
     def list_grants(
         self, caller: Caller, subject_type: str | None = None, subject: str | None = None, page: Page | None = None
@@ -423,15 +447,18 @@ class Admin:
         """A new credential acting as an identity; the credential is in the result, once."""
         if subject_type not in SUBJECT_TYPES:
             raise Invalid("subject_type", f"expected one of {', '.join(SUBJECT_TYPES)}, found {subject_type!r}")
-        with self.change(caller, f"clients:{subject_type}/{subject}") as (session, revision):
-            if repository.find_identity(session, subject_type, subject) is None:
+        with self.change(caller, f"clients:{subject_type}/{subject}", "client.create") as change:
+            if repository.find_identity(change.session, subject_type, subject) is None:
                 raise Invalid("subject", f'no {subject_type} "{subject}" in the directory')
-            row, credential = client_store.create(session, name, subject_type, subject, caller.describe(), self.now())
-        return Done(revision[0], {**_client_view(row), "credential": credential})
+            row, credential = client_store.create(
+                change.session, name, subject_type, subject, caller.describe(), self.now()
+            )
+            change.details["after"] = _client_view(row)  # never the credential
+        return Done(change.revision, {**_client_view(row), "credential": credential})
 
     def revoke_client(self, caller: Caller, client_id: str) -> Done:
         """Revoke a credential: once this returns, this server refuses it (others within their refresh)."""
-        return self._revoke(caller, ApiClientRow, client_id, "API client", "clients")
+        return self._revoke(caller, ApiClientRow, client_id, "API client", "clients", "client.revoke")
 
     def list_clients(
         self, caller: Caller, subject_type: str | None = None, subject: str | None = None, page: Page | None = None
@@ -442,15 +469,15 @@ class Admin:
 
     # --- things that belong to one subject: grants and API clients -------------------------------
 
-    def _revoke(self, caller: Caller, model, key: str, noun: str, scope: str) -> Done:
+    def _revoke(self, caller: Caller, model, key: str, noun: str, scope: str, operation: str) -> Done:
         """Revoke once, authorised as `manage` on `<scope>:<subject type>/<subject>` of whom it belongs to."""
         with self.engine.sessions() as session:
             row = session.get(model, key)
             if row is None:
                 raise NotFound(f'no {noun} "{key}"')
             target = f"{scope}:{row.subject_type}/{row.subject}"
-        with self.change(caller, target) as (session, revision):
-            row = session.get(model, key)
+        with self.change(caller, target, operation) as change:
+            row = change.session.get(model, key)
             if row is None:
                 raise NotFound(f'no {noun} "{key}"')
             if row.revoked_at is not None:
@@ -459,7 +486,8 @@ class Admin:
             row.revoked_at = self.now()
             if hasattr(row, "revoked_by"):
                 row.revoked_by = caller.describe()
-        return Done(revision[0])
+            change.details["id"] = key
+        return Done(change.revision)
 
     def _list_by_subject(self, caller: Caller, model, query, scope, subject_type, subject, page, view) -> dict:
         """One page of `query`: all (read on `<scope>:*`) or one subject's (read on `<scope>:<type>/<id>`)."""
@@ -519,6 +547,49 @@ def _identity_view(row: IdentityRow, groups: list[str]) -> dict:
         "attributes": row.attributes or {},
         "groups": groups,
     }
+
+
+def _group_view(session: Session, row: GroupRow) -> dict:
+    parents = session.scalars(
+        select(GroupRow.name)
+        .join(GroupNestingRow, GroupNestingRow.parent_id == GroupRow.id)
+        .where(GroupNestingRow.child_id == row.id)
+    )
+    members = session.execute(
+        select(IdentityRow.kind, IdentityRow.name)
+        .join(MembershipRow, MembershipRow.identity_id == IdentityRow.id)
+        .where(MembershipRow.group_id == row.id)
+        .order_by(IdentityRow.kind, IdentityRow.name)
+    )
+    return {
+        "name": row.name,
+        "owner": row.owner,
+        "attributes": row.attributes or {},
+        "parents": sorted(parents),
+        "members": [{"kind": kind, "name": name} for kind, name in members],
+    }
+
+
+def _identity_audit_view(session: Session, row: IdentityRow | None) -> dict | None:
+    if row is None:
+        return None
+    return _identity_view(row, repository.group_names_of(session, [row.id])[row.id])
+
+
+def _group_audit_view(session: Session, row: GroupRow, with_members: bool = False) -> dict:
+    """A group as its audit record keeps it; on deletion also its members and child groups (which go with it)."""
+    view = _group_view(session, row)
+    if not with_members:
+        del view["members"]
+    else:
+        view["children"] = sorted(
+            session.scalars(
+                select(GroupRow.name)
+                .join(GroupNestingRow, GroupNestingRow.child_id == GroupRow.id)
+                .where(GroupNestingRow.parent_id == row.id)
+            )
+        )
+    return view
 
 
 def _resource_view(row: ResourceRow) -> dict:

@@ -14,11 +14,14 @@ import yaml
 from sqlalchemy import Engine
 
 from charter import charters, clients
+from charter.audit import store as audit_store
+from charter.audit.trail import AuditTrail
 from charter.clock import Clock, SystemClock
 from charter.directory import repository
 from charter.store.db import bump_revision, sessions, upgrade
 
 ADMIN_USER = "admin"
+ACTOR = "charter init"  # who the audit trail says did the first run's changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,15 +36,39 @@ def sample(name: str) -> str:
 
 def initialize(db: Engine, clock: Clock | None = None) -> Initialized:
     upgrade(db)
-    now = (clock or SystemClock()).now().astimezone(dt.UTC)
+    clock = clock or SystemClock()
+    trail = AuditTrail(clock)
+    now = clock.now().astimezone(dt.UTC)
     with sessions(db).begin() as session:
         # Take the revision row's lock before looking, so two servers starting at once cannot both load the sample.
         revision = bump_revision(session)
         if charters.latest(session) is not None:
             session.rollback()
             return Initialized(False, None)
-        repository.import_directory(session, yaml.safe_load(sample("directory.yaml")), now, "sample directory")
+        document = yaml.safe_load(sample("directory.yaml"))
+        repository.import_directory(session, document, now, "sample directory")
         directory = repository.load(session)
-        charters.upload(session, sample("charter.charter"), directory, "charter init", now, revision, "sample charter")
-        _, credential = clients.create(session, "initial admin", "user", ADMIN_USER, "charter init", now)
+        uploaded = charters.upload(
+            session, sample("charter.charter"), directory, ACTOR, now, revision, "sample charter"
+        )
+        client, credential = clients.create(session, "initial admin", "user", ADMIN_USER, ACTOR, now)
+        trail.write(
+            session,
+            audit_store.AUDIT,
+            [
+                trail.entry(ACTOR, "directory.import", "directory:*", details={"after": document, "revision": revision}),
+                trail.entry(
+                    ACTOR,
+                    "charter.upload",
+                    f"charter:{uploaded.row.name}",
+                    details={"sha256": uploaded.row.sha256, "name": uploaded.row.name, "revision": revision},
+                ),
+                trail.entry(
+                    ACTOR,
+                    "client.create",
+                    f"clients:user/{ADMIN_USER}",
+                    details={"after": {"id": client.id, "name": client.name, "subject": ADMIN_USER}},
+                ),
+            ],
+        )
     return Initialized(True, credential)

@@ -21,6 +21,7 @@ from sqlalchemy import Engine as DbEngine
 from sqlalchemy import select
 
 from charter import charters, clients
+from charter.audit.trail import AuditTrail
 from charter.clock import Clock, SystemClock
 from charter.directory import repository
 from charter.directory.model import EMPTY_DIRECTORY
@@ -40,10 +41,19 @@ def empty_version(today: dt.date) -> Consolidated:
 
 
 class Engine:
-    def __init__(self, db: DbEngine, clock: Clock | None = None, poll_interval: float = 0.5, *, listen: bool = True):
+    def __init__(
+        self,
+        db: DbEngine,
+        clock: Clock | None = None,
+        poll_interval: float = 0.5,
+        *,
+        listen: bool = True,
+        audit: AuditTrail | None = None,
+    ):
         self.db = db
         self.listen = listen  # False: never LISTEN on PostgreSQL, rely on polling alone
         self.clock = clock or SystemClock()
+        self.audit = audit or AuditTrail(self.clock)  # where every change of state is recorded
         self.poll_interval = poll_interval
         self.sessions = sessions(db)
         self.snapshot: Snapshot = compile_snapshot(

@@ -95,11 +95,15 @@ class Finding:
         return f"record {self.seq}: {self.kind.value}: {self.detail}"
 
 
-def verify(records: Iterable[Record], anchor: tuple[int, str] | None = None) -> Finding | None:
+def verify(
+    records: Iterable[Record], anchor: tuple[int, str] | None = None, checkpoints: Mapping[int, str] | None = None
+) -> Finding | None:
     """The first break in `records` (read in sequence order), or None if the chain holds.
 
     `anchor` is (seq, hash) of the record just before the first one given: GENESIS for
     a log read from the start, or a signed checkpoint after older records were pruned.
+    `checkpoints` maps seq to the hash a (signature-checked) checkpoint vouches for: a chain rewritten
+    consistently from some record on, hashes recomputed, still breaks at the first checkpoint after it.
     A record whose number was changed still hashes correctly under its original number, and
     its `prev_hash` names its true predecessor; such a record is reported as reordered.
     """
@@ -120,6 +124,13 @@ def verify(records: Iterable[Record], anchor: tuple[int, str] | None = None) -> 
             )
         if record.prev_hash != expected_prev:
             return Finding(record.seq, Break.INSERTED, f"it does not follow from record {expected_seq}")
+        vouched = checkpoints.get(record.seq) if checkpoints else None
+        if vouched is not None and vouched != record.hash:
+            return Finding(
+                record.seq,
+                Break.CHECKPOINT,
+                "a signed checkpoint vouches for a different record here: the chain up to it was rewritten",
+            )
         expected_seq, expected_prev = record.seq, record.hash
     return None
 

@@ -1,4 +1,4 @@
-"""The tables: directory, charters and amendments, grants, API clients, and the revision counter.
+"""The tables: directory, charters and amendments, grants, API clients, the audit chains, and the revision counter.
 
 Every committed change bumps `revision.value` in the same transaction (see
 `store.db.bump_revision`), so a server that sees revision R has every change up
@@ -10,7 +10,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -140,3 +151,74 @@ class ApiClientRow(Base):
     created_by: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[dt.datetime]
     revoked_at: Mapped[dt.datetime | None]
+
+
+# --- the audit trail (charter.audit) ------------------------------------------------------------
+# Two hash chains with the same shape: "audit" (every change of state, written in the change's own
+# transaction) and "decisions" (the decision log, written in batches by a background writer).
+# No unique constraint on `seq`: tampering must be representable so that `charter audit verify` can
+# name it; appends are serialised by the chain's head row instead.
+
+
+class _ChainRecord:
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    time: Mapped[dt.datetime]
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(1024))
+    outcome: Mapped[str] = mapped_column(String(16))
+    charter_version: Mapped[int | None] = mapped_column(Integer)
+    clause: Mapped[int | None] = mapped_column(Integer)
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    details: Mapped[str] = mapped_column(Text)  # canonical JSON, exactly as hashed
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditRecordRow(_ChainRecord, Base):
+    """A change of state: who did what to what, with which outcome, under which clause."""
+
+    __tablename__ = "audit_records"
+    __table_args__ = (Index("ix_audit_records_seq", "seq"), Index("ix_audit_records_time", "time"))
+
+
+class DecisionRecordRow(_ChainRecord, Base):
+    """A logged decision: `actor` is the subject, `action` and `target` what it asked, `outcome` the effect."""
+
+    __tablename__ = "decision_records"
+    __table_args__ = (Index("ix_decision_records_seq", "seq"), Index("ix_decision_records_time", "time"))
+
+
+class ChainHeadRow(Base):
+    """The last record of a chain, and where pruning has cut its start (a signed checkpoint anchors it)."""
+
+    __tablename__ = "audit_heads"
+    chain: Mapped[str] = mapped_column(String(16), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    pruned_through: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class CheckpointRow(Base):
+    """A signature over (chain, seq, hash, time): vouches for every record up to `seq`."""
+
+    __tablename__ = "audit_checkpoints"
+    __table_args__ = (Index("ix_audit_checkpoints_chain_seq", "chain", "seq"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chain: Mapped[str] = mapped_column(String(16))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    time: Mapped[dt.datetime]
+    key_id: Mapped[str] = mapped_column(String(32))
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AuditKeyRow(Base):
+    """A checkpoint signing key's public half. Kept after rotation, so old checkpoints still verify."""
+
+    __tablename__ = "audit_keys"
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)  # raw Ed25519, 32 bytes
+    created_at: Mapped[dt.datetime]
+    retired_at: Mapped[dt.datetime | None]
