@@ -182,6 +182,10 @@ def _cases(credential: str) -> list[tuple[str, str, dict]]:
     ]
 
 
+def _without_request_id(headers) -> list:
+    return [(name, value) for name, value in headers.multi_items() if name != "x-request-id"]
+
+
 def test_every_answer_and_error_is_the_same_as_through_fastapi(pair):
     direct, routed, credential = pair
     statuses = set()
@@ -190,7 +194,13 @@ def test_every_answer_and_error_is_the_same_as_through_fastapi(pair):
         b = routed.request(method, path, follow_redirects=False, **again)  # a streamed body is read once
         where = f"{method} {path} {kwargs}"[:300]
         assert a.status_code == b.status_code, where
-        assert a.headers.multi_items() == b.headers.multi_items(), where
+        # Each answer carries the request id sent, or one made up for it: then equal in shape, not in value.
+        assert _without_request_id(a.headers) == _without_request_id(b.headers), where
+        sent = kwargs.get("headers", {}).get("X-Request-ID")
+        if sent is not None:
+            assert a.headers["x-request-id"] == b.headers["x-request-id"] == sent, where
+        else:
+            assert len(a.headers["x-request-id"]) == len(b.headers["x-request-id"]) == 16, where
         assert a.content == b.content, where
         if a.status_code == 200:
             assert a.headers["charter-revision"] == "1", where
@@ -269,11 +279,12 @@ def test_an_unexpected_error_is_answered_as_through_fastapi(pair, monkeypatch):
             quiet.post(
                 "/access/v1/evaluation",
                 json=evaluation("alice", "read", "db:prod/orders"),
-                headers={"Authorization": f"Bearer {credential}"},
+                headers={"Authorization": f"Bearer {credential}", "X-Request-ID": "broken-1"},
             )
         )
     a, b = answers
     assert a.status_code == b.status_code == 500
     assert a.headers.multi_items() == b.headers.multi_items()
+    assert a.headers["x-request-id"] == "broken-1"  # so the failure can be found in the log
     assert a.content == b.content
     assert b"must not see" not in a.content

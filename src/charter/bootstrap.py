@@ -56,7 +56,9 @@ def initialize(db: Engine, clock: Clock | None = None) -> Initialized:
             session,
             audit_store.AUDIT,
             [
-                trail.entry(ACTOR, "directory.import", "directory:*", details={"after": document, "revision": revision}),
+                trail.entry(
+                    ACTOR, "directory.import", "directory:*", details={"after": document, "revision": revision}
+                ),
                 trail.entry(
                     ACTOR,
                     "charter.upload",

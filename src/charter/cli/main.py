@@ -306,3 +306,12 @@ def _count(n: int, noun: str) -> str:
 
 def main() -> None:
     cli()
+
+
+def _register() -> None:
+    from charter.cli.audit import audit_group
+
+    cli.add_command(audit_group)
+
+
+_register()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import inspect
 import logging
+import secrets
 from typing import Annotated
 
 import anyio
@@ -25,6 +26,8 @@ from starlette.responses import PlainTextResponse, Response
 
 from charter import admin as admin_ops
 from charter import charters
+from charter.audit.decisions import DecisionLog, enabled_from_env, settings_from_env
+from charter.audit.trail import REQUEST_ID
 from charter.clients import Caller, verify
 from charter.engine import Engine
 from charter.web import authzen
@@ -36,24 +39,41 @@ MIN_REVISION_WAIT = 2.0
 
 
 def create_app(
-    engine: Engine, *, start_engine: bool = True, max_body: int = MAX_BODY, freeze_gc: bool = False
+    engine: Engine,
+    *,
+    start_engine: bool = True,
+    max_body: int = MAX_BODY,
+    freeze_gc: bool = False,
+    decision_log: DecisionLog | None = None,
+    log_decisions: bool | None = None,
 ) -> FastAPI:
     """The API. `freeze_gc` (for a server process): once started, move everything loaded so far (modules,
     routes, the first snapshot) out of the cyclic garbage collector's sight (`gc.freeze`), so that its
     full collections, which otherwise walk all of it, pause requests for a fraction of a millisecond
-    rather than tens of milliseconds."""
+    rather than tens of milliseconds.
+
+    Decisions go to `decision_log` (by default one configured from the environment, see
+    `charter.audit.decisions`; `log_decisions=False` or `CHARTER_DECISION_LOG=off` for none). On shutdown
+    the log is drained and both audit chains are checkpointed before the engine stops."""
     from contextlib import asynccontextmanager
+
+    if log_decisions is None:
+        log_decisions = enabled_from_env()
+    if decision_log is None and log_decisions:
+        decision_log = DecisionLog(engine.sessions, engine.audit, engine.clock, **settings_from_env())  # type: ignore[arg-type]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if start_engine:
             await anyio.to_thread.run_sync(engine.start)
+            if decision_log is not None:
+                decision_log.start()
         if freeze_gc:
             gc.collect()
             gc.freeze()
         yield
         if start_engine:
-            await anyio.to_thread.run_sync(engine.stop)
+            await anyio.to_thread.run_sync(_shut_down, engine, decision_log)
 
     app = FastAPI(
         title="Charter",
@@ -65,13 +85,26 @@ def create_app(
     )
     app.state.engine = engine
     app.state.admin = admin_ops.Admin(engine)
+    app.state.decision_log = decision_log
     _errors(app)
-    _authzen_routes(app, engine)
+    _authzen_routes(app, engine, decision_log)
     from charter.web.search import search_routes  # the AuthZEN search APIs
 
     search_routes(app, engine)
     _admin_routes(app)
     return RevisionMiddleware(app, engine, max_body, _direct_endpoints(app))  # type: ignore[return-value]
+
+
+def _shut_down(engine: Engine, decision_log: DecisionLog | None) -> None:
+    """Drain the decision log, sign the heads of the audit chains, stop the engine. Each step is tried."""
+    try:
+        if decision_log is not None:
+            decision_log.stop()
+        engine.audit.checkpoint(engine.sessions)
+    except Exception:
+        log.exception("audit shutdown failed: the decision log or the checkpoint may be incomplete")
+    finally:
+        engine.stop()
 
 
 class RevisionMiddleware:
@@ -96,22 +129,35 @@ class RevisionMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
+        # AuthZEN: a request's identifier is echoed in its response. One is made up when none is sent, so
+        # every answer and every audit record of the request carries one the caller can be told.
+        request_id = headers.get(b"x-request-id") or secrets.token_hex(8).encode()
+
+        async def send_with_revision(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"charter-revision", str(self.engine.snapshot.revision).encode()),
+                    (b"x-request-id", request_id),
+                ]
+            await send(message)
+
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             return await json_error(413, "body_too_large", f"request bodies are limited to {self.max_body} bytes")(
-                scope, receive, send
+                scope, receive, send_with_revision
             )
         wanted = headers.get(b"charter-min-revision")
         if wanted is not None:
             if not wanted.isdigit():
                 return await json_error(400, "invalid_request", "Charter-Min-Revision must be a whole number")(
-                    scope, receive, send
+                    scope, receive, send_with_revision
                 )
             if not await anyio.to_thread.run_sync(self.engine.wait_for, int(wanted), MIN_REVISION_WAIT):
                 at = self.engine.snapshot.revision
                 message = f"revision {int(wanted)} not reached within {MIN_REVISION_WAIT:g} s (at {at})"
                 return await json_error(503, "revision_unavailable", message, headers={"Retry-After": "1"})(
-                    scope, receive, send
+                    scope, receive, send_with_revision
                 )
         received = 0
 
@@ -124,25 +170,17 @@ class RevisionMiddleware:
                     raise ApiError(413, "body_too_large", f"request bodies are limited to {self.max_body} bytes")
             return message
 
-        request_id = headers.get(b"x-request-id")  # AuthZEN: a request's identifier is echoed in its response
-
-        async def send_with_revision(message):
-            if message["type"] == "http.response.start":
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"charter-revision", str(self.engine.snapshot.revision).encode()),
-                    *([(b"x-request-id", request_id)] if request_id is not None else []),
-                ]
-            await send(message)
-
         endpoint = self.direct.get(scope["path"]) if scope["method"] == "POST" else None
+        token = REQUEST_ID.set(request_id.decode("latin-1"))
         try:
             if endpoint is None:
                 await self.app(scope, limited_receive, send_with_revision)
             else:
                 await self._call_direct(endpoint, scope, limited_receive, send_with_revision)
         except ApiError as error:
-            await error.response()(scope, receive, send)
+            await error.response()(scope, receive, send_with_revision)
+        finally:
+            REQUEST_ID.reset(token)
 
     async def _call_direct(self, endpoint, scope, receive, send) -> None:
         scope["app"] = self.app  # what FastAPI sets, for request.app
@@ -312,7 +350,9 @@ def _direct_endpoints(app: FastAPI) -> dict:
     return found
 
 
-def _authzen_routes(app: FastAPI, engine: Engine) -> None:
+def _authzen_routes(app: FastAPI, engine: Engine, decision_log: DecisionLog | None) -> None:
+    record = decision_log.record if decision_log is not None else None
+
     @app.post(
         "/access/v1/evaluation",
         tags=["AuthZEN"],
@@ -320,10 +360,13 @@ def _authzen_routes(app: FastAPI, engine: Engine) -> None:
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _EVALUATION}}}},
     )
     async def evaluation(request: Request) -> Response:
-        caller_of(request)
+        caller = caller_of(request)
         request_ = authzen.to_request(await _json_body(request))
         snapshot = engine.snapshot
-        return _json(authzen.decision_json(snapshot.evaluate(request_), snapshot.revision))
+        decision = snapshot.evaluate(request_)
+        if record is not None:
+            record(request_, decision, caller.client_id, REQUEST_ID.get())
+        return _json(authzen.decision_json(decision, snapshot.revision))
 
     @app.post(
         "/access/v1/evaluations",
@@ -334,20 +377,27 @@ def _authzen_routes(app: FastAPI, engine: Engine) -> None:
         },
     )
     async def evaluations(request: Request) -> Response:
-        caller_of(request)
+        caller = caller_of(request)
         body = await _json_body(request)
         items = authzen.evaluation_items(body)
         semantic = authzen.semantic(body.get("options"))
         defaults = {key: body[key] for key in authzen.EVALUATION_KEYS if key in body}
         snapshot = engine.snapshot
+        request_id = REQUEST_ID.get()
         if items is None:  # absent or empty: a single evaluation, answered with a single decision
-            return _json(authzen.decision_json(snapshot.evaluate(authzen.to_request(defaults)), snapshot.revision))
+            request_ = authzen.to_request(defaults)
+            decision = snapshot.evaluate(request_)
+            if record is not None:
+                record(request_, decision, caller.client_id, request_id)
+            return _json(authzen.decision_json(decision, snapshot.revision))
         requests = [
             authzen.to_request(authzen.merged(defaults, item, i), f"evaluations[{i}]") for i, item in enumerate(items)
         ]
         results = []
         for request_ in requests:
             decision = snapshot.evaluate(request_)
+            if record is not None:
+                record(request_, decision, caller.client_id, request_id)
             results.append(authzen.decision_json(decision, snapshot.revision))
             if (semantic == "deny_on_first_deny" and not decision.allowed) or (
                 semantic == "permit_on_first_permit" and decision.allowed
