@@ -72,13 +72,17 @@ def latest(session: Session) -> CharterVersionRow | None:
     return session.scalar(select(CharterVersionRow).order_by(CharterVersionRow.id.desc()).limit(1))
 
 
-def version_in_force(session: Session, today: dt.date) -> Consolidated | None:
+def version_in_force(session: Session, today: dt.date, at: dt.datetime | None = None) -> Consolidated | None:
     """The newest stored charter already in effect, with its amendments in force, as of `today`.
 
     A charter uploaded with a later effective date waits; until then the one before it applies.
     None when no stored charter is in effect yet (then nothing is allowed).
+    `at` (timezone-aware) asks about the past: only charters uploaded and amendments created at or
+    before `at` count (an amendment's status is today's: its history is not kept).
     """
     for row in session.scalars(select(CharterVersionRow).order_by(CharterVersionRow.id.desc())):
+        if at is not None and _aware(row.uploaded_at) > at:
+            continue
         charter = parse_charter(row.text, f"charter version {row.id}")
         if charter.effective > today:
             continue
@@ -89,6 +93,12 @@ def version_in_force(session: Session, today: dt.date) -> Consolidated | None:
                     AmendmentRow.charter_name == row.name, AmendmentRow.status.in_(IN_FORCE_STATES)
                 )
             )
+            if at is None or _aware(a.created_at) <= at
         ]
         return consolidate(charter, amendments, today)
     return None
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    """SQLite hands back naive datetimes; the store writes UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)

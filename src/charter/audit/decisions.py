@@ -72,6 +72,7 @@ class DecisionLog:
         self.kept_overflow = 0  # denies/privileged decisions beyond kept_limit (should stay 0)
         self.written = 0
         self.last_error: str | None = None
+        self._writing = threading.Lock()  # the writer thread and `flush` take turns (never the hot path)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -120,7 +121,7 @@ class DecisionLog:
         self.flush()
 
     def flush(self) -> None:
-        """Write everything queued now, in this thread (the writer must not be running)."""
+        """Write everything queued now, in this thread (taking turns with the writer thread)."""
         while self.pending:
             if not self._write_batch():
                 break
@@ -135,6 +136,10 @@ class DecisionLog:
 
     def _write_batch(self) -> bool:
         """Take up to `batch` decisions and commit them; False (and keep them) when the store fails."""
+        with self._writing:
+            return self._write_batch_locked()
+
+    def _write_batch_locked(self) -> bool:
         if not self._in_flight:
             self._in_flight = _take(self._kept, self.batch) + _take(self._sampled, self.batch)
             self._in_flight.sort(key=_time_of)

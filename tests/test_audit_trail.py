@@ -1,0 +1,197 @@
+"""What the audit trail records: every change of state in its own transaction, refusals, and the decision log."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select
+
+from charter.audit import store
+from charter.audit.decisions import DecisionLog
+from charter.audit.trail import AuditTrail
+from charter.policy.decision import Basis, Decision
+from charter.policy.request import Context, Request
+from charter.store.db import sessions
+from charter.store.models import AuditRecordRow, DecisionRecordRow
+
+
+def audit_records(api, after: int = 0) -> list:
+    engine = api.http.app.state.engine
+    with engine.sessions() as session:
+        return [r for r in store.records(session, "audit") if r.seq > after]
+
+
+def head(api, chain: str = "audit") -> int:
+    with api.http.app.state.engine.sessions() as session:
+        return store.read_head(session, chain).seq
+
+
+def test_the_first_run_is_recorded(api):
+    first = audit_records(api)[:3]
+    assert [(r.entry.actor, r.entry.action, r.entry.target) for r in first] == [
+        ("charter init", "directory.import", "directory:*"),
+        ("charter init", "charter.upload", "charter:Acme Production Access"),
+        ("charter init", "client.create", "clients:user/admin"),
+    ]
+    assert "alice" in first[0].entry.details["after"]["users"]
+
+
+def test_a_change_is_recorded_with_its_clause_revision_request_id_and_before_and_after(api):
+    start = head(api)
+    body = {"attributes": {"department": "finance"}, "groups": ["support"]}
+    answer = api.ok("PUT", "/admin/v1/users/zoe", json=body, headers={"X-Request-ID": "change-42"})
+    [record] = audit_records(api, start)
+    entry = record.entry
+    assert entry.actor.startswith("user:admin (client ")
+    assert (entry.action, entry.target, entry.outcome) == ("directory.user.put", "directory:users/zoe", "ok")
+    assert (entry.charter_version, entry.clause, entry.request_id) == (0, 19, "change-42")
+    assert entry.time == api.clock.now()
+    assert entry.details["revision"] == answer["revision"]
+    assert entry.details["before"] is None
+    assert entry.details["after"]["groups"] == ["support"]
+    assert entry.details["after"]["attributes"] == {"department": "finance"}
+
+    api.ok("PUT", "/admin/v1/users/zoe", json={"groups": []})
+    [again] = audit_records(api, record.seq)
+    assert again.entry.details["before"]["groups"] == ["support"]
+    assert again.entry.details["after"]["groups"] == []
+
+
+def test_a_refused_action_is_recorded_and_changes_nothing(api, alice):
+    start = head(api)
+    response = api.request("PUT", "/admin/v1/users/mallory", credential=alice, json={}, headers={"X-Request-ID": "r-9"})
+    assert response.status_code == 403
+    [record] = audit_records(api, start)
+    entry = record.entry
+    assert entry.actor.startswith("user:alice (client ")
+    assert (entry.action, entry.target, entry.outcome, entry.request_id) == (
+        "directory.user.put",
+        "directory:users/mallory",
+        "denied",
+        "r-9",
+    )
+    assert entry.details["asked"] == "manage"
+    assert api.request("GET", "/admin/v1/users/mallory").status_code == 404
+
+
+def test_a_failed_change_leaves_no_record(api):
+    start = head(api)
+    response = api.request("PUT", "/admin/v1/users/zoe", json={"groups": ["no-such-group"]})
+    assert response.status_code == 400
+    assert head(api) == start  # the record went with the rolled-back change
+    assert audit_records(api, start) == []
+
+
+def test_grants_and_clients_are_recorded_without_secrets(api):
+    start = head(api)
+    credential = api.new_credential("alice")
+    grant = api.ok(
+        "POST",
+        "/admin/v1/grants",
+        201,
+        json={
+            "subject_type": "user",
+            "subject": "alice",
+            "actions": ["write"],
+            "resource": "db:staging/x",
+            "ends": (api.clock.now() + dt.timedelta(hours=1)).isoformat(),
+            "clause": 3,
+        },
+    )
+    api.ok("DELETE", f"/admin/v1/grants/{grant['id']}")
+    actions = [(r.entry.action, r.entry.target) for r in audit_records(api, start)]
+    assert actions == [
+        ("client.create", "clients:user/alice"),
+        ("grant.create", "grants:user/alice"),
+        ("grant.revoke", "grants:user/alice"),
+    ]
+    secret = credential.rsplit("_", 1)[1]
+    assert all(secret not in str(r.entry.details) for r in audit_records(api, start))
+
+
+def test_decisions_are_logged_with_what_asked_and_why(api):
+    log = api.http.app.state.decision_log
+    api.decide("alice", "read", "db:prod/orders")
+    api.decide("carol", "read", "tickets/1", mfa=True)
+    api.decide("mallory", "delete", "db:prod/orders")
+    log.flush()
+    with api.http.app.state.engine.sessions() as session:
+        # All at the same (fixed) instant, so the writer's order by time ties: compare in a set order.
+        logged = sorted((r.entry for r in store.records(session, "decisions")), key=lambda e: e.actor)
+    assert [(e.actor, e.action, e.target, e.outcome) for e in logged] == [
+        ("user:alice", "read", "db:prod/orders", "allow"),
+        ("user:carol", "read", "tickets/1", "allow"),
+        ("user:mallory", "delete", "db:prod/orders", "deny"),
+    ]
+    assert logged[0].clause == 1 and logged[0].details["basis"] == "permission"
+    assert logged[1].details["context"] == {"mfa": True}
+    assert logged[2].details["reasons"]
+    assert all(e.time == api.clock.now() for e in logged)
+
+
+# --- the queue, without a server -------------------------------------------------------------------
+
+ALLOW = Decision(True, Basis.PERMISSION, "c", 0, 1)
+DENY = Decision(False, Basis.DEFAULT, "c", 0, None, ("nothing allows it",))
+GRANTED = Decision(True, Basis.BREAK_GLASS, "c", 0, 5, grant="g1")
+
+
+def _log(db, tmp_path, **settings) -> DecisionLog:
+    from charter.audit.signing import Keyring
+    from charter.store.db import sessions, upgrade
+
+    upgrade(db)
+    return DecisionLog(sessions(db), AuditTrail(keyring=Keyring(tmp_path / "keys")), **settings)
+
+
+def _count(db, model) -> int:
+    from charter.store.db import sessions
+
+    with sessions(db)() as session:
+        return int(session.scalar(select(func.count()).select_from(model)))
+
+
+def test_a_full_queue_drops_the_oldest_sampled_allows_never_denies_or_privileged(db, tmp_path):
+    log = _log(db, tmp_path, capacity=5)
+    for i in range(8):
+        log.record(Request(f"u{i}", "read", "r"), ALLOW)
+    for i in range(20):
+        log.record(Request(f"d{i}", "read", "r"), DENY)
+    log.record(Request("bg", "delete", "r"), GRANTED)
+    assert (log.pending, log.dropped) == (5 + 20 + 1, 3)
+    log.flush()
+    with sessions(db)() as session:
+        actors = [r.entry.actor for r in store.records(session, "decisions")]
+    assert [a for a in actors if a.startswith("user:u")] == [f"user:u{i}" for i in range(3, 8)]  # the newest five
+    assert len([a for a in actors if a.startswith("user:d")]) == 20
+    assert "user:bg" in actors
+    assert log.pending == 0 and log.written == 26
+
+
+def test_sampling_keeps_every_deny_and_privileged_allow(db, tmp_path):
+    log = _log(db, tmp_path, sample=0.0)
+    for _ in range(50):
+        log.record(Request("u", "read", "r"), ALLOW)
+    log.record(Request("u", "write", "r"), DENY)
+    log.record(Request("u", "delete", "r"), GRANTED)
+    assert log.unsampled == 50
+    log.flush()
+    assert _count(db, DecisionRecordRow) == 2
+
+
+def test_stop_drains_the_queue(db, tmp_path):
+    log = _log(db, tmp_path, interval=60.0)  # the writer would not wake on its own for a minute
+    log.start()
+    for i in range(1234):
+        log.record(Request(f"u{i}", "read", "r", Context(mfa=i % 2 == 0)), ALLOW if i % 3 else DENY)
+    log.stop()
+    assert _count(db, DecisionRecordRow) == 1234
+    assert log.pending == 0
+
+
+def test_audit_chain_rows_are_only_added(api):
+    """Reading back what was written gives the same chain: the store keeps records exactly as hashed."""
+    api.ok("PUT", "/admin/v1/groups/newgroup", json={"owner": "alice"})
+    with api.http.app.state.engine.sessions() as session:
+        report = store.verify_chain(session, "audit")
+        assert report.intact and report.records == int(session.scalar(select(func.count()).select_from(AuditRecordRow)))
