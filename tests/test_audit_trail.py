@@ -195,3 +195,30 @@ def test_audit_chain_rows_are_only_added(api):
     with api.http.app.state.engine.sessions() as session:
         report = store.verify_chain(session, "audit")
         assert report.intact and report.records == int(session.scalar(select(func.count()).select_from(AuditRecordRow)))
+
+
+def test_the_server_prunes_by_the_charters_retention_and_what_remains_verifies(api):
+    """Sample clause 13: audit records are kept for 365 days. The decision chain has no clause: kept forever."""
+    from charter.audit.maintenance import AuditMaintenance
+
+    engine = api.http.app.state.engine
+    api.decide("alice", "read", "db:prod/orders")
+    api.http.app.state.decision_log.flush()
+    before = head(api)
+    maintenance = AuditMaintenance(engine)
+    maintenance.run_once()  # signs both heads; nothing is a year old yet
+    with engine.sessions() as session:
+        assert store.read_head(session, "audit").pruned_through == 0
+    api.clock.advance(dt.timedelta(days=366))
+    api.ok("PUT", "/admin/v1/groups/later", json={})  # a record from the new day, which must stay
+    maintenance = AuditMaintenance(engine)
+    maintenance.run_once()
+    with engine.sessions() as session:
+        audit_head = store.read_head(session, "audit")
+        assert audit_head.pruned_through == before
+        remaining = list(store.records(session, "audit"))
+        assert [r.entry.action for r in remaining] == ["directory.group.put", "audit.prune"]
+        assert remaining[-1].entry.details["clause"] == 13
+        assert store.verify_chain(session, "audit").intact
+        assert store.read_head(session, "decisions").pruned_through == 0
+        assert store.verify_chain(session, "decisions").intact

@@ -27,6 +27,7 @@ from starlette.responses import PlainTextResponse, Response
 from charter import admin as admin_ops
 from charter import charters
 from charter.audit.decisions import DecisionLog, enabled_from_env, settings_from_env
+from charter.audit.maintenance import AuditMaintenance
 from charter.audit.trail import REQUEST_ID
 from charter.clients import Caller, verify
 from charter.engine import Engine
@@ -62,17 +63,21 @@ def create_app(
     if decision_log is None and log_decisions:
         decision_log = DecisionLog(engine.sessions, engine.audit, engine.clock, **settings_from_env())  # type: ignore[arg-type]
 
+    maintenance = AuditMaintenance(engine)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if start_engine:
             await anyio.to_thread.run_sync(engine.start)
             if decision_log is not None:
                 decision_log.start()
+            maintenance.start()
         if freeze_gc:
             gc.collect()
             gc.freeze()
         yield
         if start_engine:
+            maintenance.stop()
             await anyio.to_thread.run_sync(_shut_down, engine, decision_log)
 
     app = FastAPI(
@@ -210,7 +215,7 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> Response:
         # The details go to the log only: an error message can carry data that is not the caller's to see.
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log.exception("unhandled error on %s %s (request %s)", request.method, request.url.path, REQUEST_ID.get())
         return json_error(500, "internal_error", "the server failed to answer this request; nothing was changed")
 
     @app.exception_handler(RequestValidationError)
