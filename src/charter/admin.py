@@ -9,6 +9,7 @@ identity, an action (`read` to look, `manage` to change) and a resource:
 | the charter | `charter:<charter name>` |
 | grants | `grants:<subject type>/<subject>` |
 | API clients | `clients:<subject type>/<subject>` (whom the credential acts as) |
+| the audit chains | `audit:audit`, `audit:decisions` |
 
 So the charter says who administers what, e.g.
 `Members of group "iam-admins" may read and manage "directory:*" and "charter:*".`
@@ -28,6 +29,8 @@ from sqlalchemy.orm import Session
 
 from charter import charters
 from charter import clients as client_store
+from charter.audit import export as audit_export
+from charter.audit import store as audit_store
 from charter.clients import Caller
 from charter.directory import repository
 from charter.directory.repository import Conflict, NotFound
@@ -466,6 +469,27 @@ class Admin:
         """API clients (never their secrets), by name: all of them, or those acting as one identity."""
         query = select(ApiClientRow).order_by(ApiClientRow.name, ApiClientRow.id)
         return self._list_by_subject(caller, ApiClientRow, query, "clients", subject_type, subject, page, _client_view)
+
+    # --- the audit chains -------------------------------------------------------------------------
+
+    def search_audit(
+        self, caller: Caller, chain: str, filters: Mapping[str, str | None], page: Page | None = None
+    ) -> dict:
+        """Records of one chain ("audit" or "decisions"), newest first, as `charter audit export` writes them.
+
+        `filters` (query strings): since, until (a date or an ISO 8601 time with a zone), actor, action,
+        target (exact, or a prefix ending in `*`), outcome, request_id. Authorised as `read` on `audit:<chain>`.
+        """
+        page = page or Page()
+        if chain not in audit_store.CHAINS:
+            raise NotFound(f"no audit chain {chain!r}: expected {' or '.join(audit_store.CHAINS)}")
+        try:
+            wanted = audit_export.Filters.parse(filters)
+        except audit_export.BadFilter as error:
+            raise Invalid(error.field, error.message) from None
+        with self.read(caller, f"audit:{chain}") as session:
+            total, rows = page.of(session, audit_export.search_query(chain, wanted))
+            return page.view(total, [audit_export.record_json(chain, audit_store.to_record(row)) for row in rows])
 
     # --- things that belong to one subject: grants and API clients -------------------------------
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from charter.audit.chain import GENESIS, Break, Entry, Finding, Record, extend, verify
@@ -144,15 +144,27 @@ def retire_key(session: Session, key_id: str, now: dt.datetime) -> None:
 
 
 def records(
-    session: Session, chain: str, after: int = 0, until: int | None = None, batch: int = READ_BATCH
+    session: Session,
+    chain: str,
+    after: int = 0,
+    until: int | None = None,
+    batch: int = READ_BATCH,
+    *,
+    time_from: dt.datetime | None = None,
+    time_to: dt.datetime | None = None,
 ) -> Iterator[Record]:
-    """The chain's records in order (seq, then storage order, so duplicates show), fetched in batches."""
+    """The chain's records in order (seq, then storage order, so duplicates show), fetched in batches.
+
+    `time_from` (inclusive) and `time_to` (exclusive) keep only the records written in that interval;
+    `time_span` gives the seq bounds to pass as `after` and `until` so the walk covers only that part.
+    """
     table = table_of(chain)
     last_seq, last_id = after, 0
     while True:
         query = (
             select(table)
-            .where(or_(table.seq > last_seq, and_(table.seq == last_seq, table.id > last_id)))
+            .where(table.seq >= last_seq, or_(table.seq > last_seq, and_(table.seq == last_seq, table.id > last_id)))
+            .where(*during(table, time_from, time_to))
             .order_by(table.seq, table.id)
             .limit(batch)
         )
@@ -164,6 +176,39 @@ def records(
         if len(rows) < batch:
             return
         last_seq, last_id = rows[-1].seq, rows[-1].id
+
+
+def time_span(
+    session: Session, chain: str, time_from: dt.datetime | None = None, time_to: dt.datetime | None = None
+) -> tuple[int, int, int]:
+    """(first seq, last seq, number) of the records written in [time_from, time_to), by the time index.
+
+    Times follow sequence numbers only roughly (concurrent writers, the decision log's batches), so the
+    bounds are the smallest and largest seq in the interval, not those of its earliest and latest records.
+    (0, 0, 0) when there are none.
+    """
+    table = table_of(chain)
+    row = session.execute(
+        select(func.min(table.seq), func.max(table.seq), func.count()).where(*during(table, time_from, time_to))
+    ).one()
+    if not row[2]:
+        return 0, 0, 0
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def during(table, time_from: dt.datetime | None, time_to: dt.datetime | None) -> list:
+    """WHERE conditions: written at or after `time_from` and before `time_to` (either may be None)."""
+    conditions = []
+    if time_from is not None:
+        conditions.append(table.time >= _stored(time_from))
+    if time_to is not None:
+        conditions.append(table.time < _stored(time_to))
+    return conditions
+
+
+def _stored(moment: dt.datetime) -> dt.datetime:
+    """A bound as the store compares it: UTC (SQLite keeps naive UTC datetimes, compared as text)."""
+    return aware(moment).astimezone(dt.UTC)
 
 
 def to_record(row) -> Record:

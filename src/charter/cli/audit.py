@@ -179,3 +179,167 @@ def prune_command() -> None:
         days = keep / dt.timedelta(days=1)
         what = f"pruned through record {through}" if through else "nothing old enough at a checkpoint"
         click.echo(f"{chain}: kept for {days:g} days (clause {clause}): {what}")
+
+
+@audit_group.command("who-had-access")
+@click.argument("resource")
+@click.option(
+    "--at",
+    "at_text",
+    required=True,
+    metavar="WHEN",
+    help="The instant asked about: an ISO 8601 time with a zone (2026-06-02T14:30:00Z), "
+    "or a date (2026-06-02), which means 00:00 UTC at the start of that day.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def who_had_access_command(resource: str, at_text: str, as_json: bool) -> None:
+    """Who had access to RESOURCE at a past instant, under which clause, and on what basis.
+
+    The directory of then is rebuilt by undoing, newest first, the directory changes the audit
+    chain records after that instant; the charter is the one in force then, the grants those active
+    then. Each action the charter (or an active grant) names is asked of the engine as a request made
+    at that instant without MFA, from no network address and with no token scopes; a separate row
+    ("only with MFA") shows what MFA would have added. Exit 2 when the records cannot answer (the
+    instant is before the first record, or its records were pruned).
+    """
+    from charter.audit import history
+
+    at = _instant_option(at_text)
+    _, sessions = _database()
+    with sessions() as session:
+        try:
+            answer = history.who_had_access(session, resource, at)
+        except history.Unanswerable as error:
+            click.echo(f"charter: {error}", err=True)
+            sys.exit(USAGE)
+    if as_json:
+        click.echo(json.dumps(answer.to_json(), indent=2))
+        return
+    click.echo(f'Who had access to "{answer.resource}" at {history.instant(answer.at)}')
+    click.echo(
+        f'Charter "{answer.charter}" version {answer.version}; directory rebuilt by undoing '
+        f"{answer.undone} later change(s); {answer.grants} grant(s) active then."
+    )
+    if not answer.access:
+        click.echo("No one.")
+        return
+    header = ("TYPE", "SUBJECT", "ACTIONS", "CLAUSES", "BASIS", "MFA")
+    rows = [
+        (
+            a.subject_type,
+            a.subject,
+            ", ".join(a.actions),
+            ", ".join(map(str, a.clauses)),
+            ", ".join(a.basis) + (f" ({', '.join(a.grants)})" if a.grants else ""),
+            "only with MFA" if a.mfa_only else "",
+        )
+        for a in answer.access
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _instant_option(text: str):
+    """`--at`: a date (00:00 UTC that day) or an ISO 8601 time with a zone."""
+    import datetime as dt
+
+    try:
+        if len(text) == 10:
+            return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), dt.UTC)
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a date (2026-06-02) or an ISO 8601 time (2026-06-02T14:30:00Z)", param_hint="--at"
+        ) from None
+    if moment.tzinfo is None:
+        raise click.BadParameter(f"{text!r} has no zone: add Z or an offset such as +02:00", param_hint="--at")
+    return moment.astimezone(dt.UTC)
+
+
+@audit_group.command("export")
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(["jsonl", "ocsf"]),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: the records as stored, hashes included (they re-verify offline); ocsf: OCSF 1.x events.",
+)
+@click.option(
+    "--since",
+    "since_text",
+    metavar="WHEN",
+    help="Records written at or after WHEN: a date (00:00 UTC that day) or an ISO 8601 time with a zone. "
+    "Default: the first record.",
+)
+@click.option("--until", "until_text", metavar="WHEN", help="Records written before WHEN. Default: no end.")
+@CHAIN_OPTION
+@click.option(
+    "--output",
+    "-o",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write to FILE (with a progress bar on standard error) rather than standard output.",
+)
+def export_command(
+    format_: str, since_text: str | None, until_text: str | None, chain: str, output: str | None
+) -> None:
+    """Export records as JSON Lines, one record a line, each chain in sequence order.
+
+    A jsonl line holds every field the record's hash covers (see docs/audit.md, "Export and search"),
+    so the export can be re-verified with `charter.audit.chain` away from the store.
+    """
+    from charter.audit import export
+
+    since = _export_instant(since_text, "--since")
+    until = _export_instant(until_text, "--until")
+    if since is not None and until is not None and until <= since:
+        raise click.BadParameter("must be after --since", param_hint="--until")
+    chains = _chains(chain)
+    _, sessions = _database()
+    with sessions() as session:
+        lines = export.lines(session, chains, format_, since, until)
+        if output is None:
+            _write_lines(sys.stdout.buffer, lines)
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        total = export.count_between(session, chains, since, until)
+        columns = (TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with open(output, "wb") as sink, Progress(*columns, console=Console(stderr=True)) as progress:
+            task = progress.add_task("export", total=total)
+            written = _write_lines(sink, lines, lambda n: progress.update(task, completed=n))
+    click.echo(f"{written} record(s) written to {output}", err=True)
+
+
+def _write_lines(sink, lines, progress=None) -> int:
+    written = 0
+    try:
+        for line in lines:
+            sink.write(line)
+            sink.write(b"\n")
+            written += 1
+            if progress is not None and written % 1000 == 0:
+                progress(written)
+        sink.flush()
+    except BrokenPipeError:  # `charter audit export | head`: the reader has what it wanted
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when exit flushes
+        sys.exit(OK)
+    if progress is not None:
+        progress(written)
+    return written
+
+
+def _export_instant(text: str | None, option: str):
+    from charter.audit.export import parse_instant
+
+    if text is None:
+        return None
+    try:
+        return parse_instant(text)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint=option) from None

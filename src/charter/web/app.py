@@ -692,6 +692,38 @@ def _admin_routes(app: FastAPI) -> None:
         admin, caller = ops(request)
         return _done(await run(admin.revoke_client, caller, client_id))
 
+    @router.get(
+        "/audit/{chain}",
+        tags=["audit"],
+        summary="Search an audit chain (audit or decisions), newest first",
+        description="Each item is a record as `charter audit export --format jsonl` writes it, hashes included. "
+        "Authorised as `read` on `audit:<chain>`.",
+    )
+    async def search_audit(
+        chain: str,
+        request: Request,
+        since: Annotated[str | None, Query(description="From this date or ISO 8601 time with a zone")] = None,
+        until: Annotated[str | None, Query(description="Before this date or ISO 8601 time with a zone")] = None,
+        actor: Annotated[str | None, Query(description="Exact, or a prefix ending in *")] = None,
+        action: Annotated[str | None, Query(description="Exact, or a prefix ending in *")] = None,
+        target: Annotated[str | None, Query(description="Exact, or a prefix ending in *")] = None,
+        outcome: Annotated[str | None, Query(description="ok or denied (audit), allow or deny (decisions)")] = None,
+        request_id: Annotated[str | None, Query(description="The X-Request-ID of the request recorded")] = None,
+        limit: int = _LIMIT,
+        offset: int = _OFFSET,
+    ) -> Response:
+        admin, caller = ops(request)
+        filters = {
+            "since": since,
+            "until": until,
+            "actor": actor,
+            "action": action,
+            "target": target,
+            "outcome": outcome,
+            "request_id": request_id,
+        }
+        return _json(await run(admin.search_audit, caller, chain, filters, admin_ops.Page(limit, offset)))
+
     app.include_router(router)
 
 
