@@ -27,7 +27,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from charter import charters
+from charter import amendments, charters
 from charter import clients as client_store
 from charter.audit import export as audit_export
 from charter.audit import store as audit_store
@@ -35,10 +35,11 @@ from charter.clients import Caller
 from charter.directory import repository
 from charter.directory.repository import Conflict, NotFound
 from charter.engine import Engine
-from charter.policy.decision import Decision
+from charter.policy.decision import Basis, Decision
 from charter.policy.request import Request
 from charter.store.db import bump_revision, current_revision
 from charter.store.models import (
+    AmendmentRow,
     ApiClientRow,
     GrantRow,
     GroupNestingRow,
@@ -153,13 +154,22 @@ class Admin:
         audit record (`operation` on `resource`, with the deciding clause) is written in the same transaction.
         """
         decision = self.authorize(caller, "manage", resource, operation)
+        with self._transaction(caller, resource, operation, decision) as change:
+            yield change
+
+    @contextmanager
+    def _transaction(
+        self, caller: Caller | str, resource: str, operation: str, decision: Decision | None
+    ) -> Iterator[Change]:
+        """The write half of `change`, for operations authorised otherwise (amendment verdicts, the scheduler)."""
+        actor = caller if isinstance(caller, str) else caller.describe()
         session = self.engine.sessions()
         try:
             with session.begin():
                 change = Change(session, bump_revision(session))
                 yield change
                 details = {**change.details, "revision": change.revision}
-                self.engine.audit.record(session, caller.describe(), operation, resource, "ok", decision, details)
+                self.engine.audit.record(session, actor, operation, resource, "ok", decision, details)
         except IntegrityError as error:
             raise Conflict(_integrity_message(error)) from None
         finally:
@@ -390,6 +400,127 @@ class Admin:
             )
         return Done(change.revision, {"name": name, "warnings": warnings})
 
+    # --- amendments ---------------------------------------------------------------------------
+    # Who may propose: the charter's owners, or whoever the charter lets manage it. Who may approve or
+    # reject: a member of a group the amendment's `Approved by` line names, never its proposer.
+
+    def propose_amendment(self, caller: Caller, text: str) -> Done:
+        """Check and store an amendment as proposed; its plan and quorum are then on `get_amendment`."""
+        name = self.engine.snapshot.charter
+        resource = f"charter:{name}/amendments"
+        decision = self._may_propose(caller, resource)
+        with self._transaction(caller, resource, "amendment.propose", decision) as change:
+            directory = repository.load(change.session)
+            proposed = amendments.propose(change.session, text, directory, _subject_key(caller), self.now())
+            warnings = [d.headline() for d in proposed.warnings]
+            change.details.update(number=proposed.row.number, effective=proposed.row.effective.isoformat())
+            view = amendments.view(change.session, proposed.row)
+        return Done(change.revision, {**view, "warnings": warnings})
+
+    def decide_amendment(self, caller: Caller, number: int, verdict: str, comment: str | None = None) -> Done:
+        """Approve or reject (verdict "approve" | "reject") as one person counted for their groups."""
+        if verdict not in ("approve", "reject"):
+            raise Invalid("verdict", f'expected "approve" or "reject", found {verdict!r}')
+        name = self.engine.snapshot.charter
+        resource = f"charter:{name}/amendments/{number}"
+        operation = f"amendment.{verdict}"
+        principal = self.engine.snapshot.principal(caller.subject_type, caller.subject)
+        groups = principal.groups if principal is not None and caller.subject_type == "user" else frozenset()
+        try:
+            with self._transaction(caller, resource, operation, None) as change:
+                row = amendments.find(change.session, name, number)
+                result = amendments.decide(change.session, row, caller.subject, groups, verdict, self.now(), comment)
+                change.details.update(number=number, status=row.status, tally=result.describe(), comment=comment)
+                view = amendments.view(change.session, row)
+        except amendments.Refused as refused:
+            if refused.status == 403:
+                self._refused(caller, operation, resource, str(refused))
+            raise
+        return Done(change.revision, view)
+
+    def withdraw_amendment(self, caller: Caller, number: int) -> Done:
+        """Withdraw a pending amendment: its proposer, or whoever may manage the charter."""
+        name = self.engine.snapshot.charter
+        resource = f"charter:{name}/amendments/{number}"
+        with self.engine.sessions() as session:
+            proposer = amendments.find(session, name, number).proposed_by
+        decision = (
+            None
+            if proposer == _subject_key(caller)
+            else self.authorize(caller, "manage", f"charter:{name}", "amendment.withdraw")
+        )
+        with self._transaction(caller, resource, "amendment.withdraw", decision) as change:
+            row = amendments.find(change.session, name, number)
+            amendments.withdraw(row, self.now())
+            change.details.update(number=number)
+        return Done(change.revision, {"number": number, "status": "withdrawn"})
+
+    def list_amendments(self, caller: Caller) -> dict:
+        name = self.engine.snapshot.charter
+        with self.read(caller, f"charter:{name}") as session:
+            rows = session.scalars(
+                select(AmendmentRow).where(AmendmentRow.charter_name == name).order_by(AmendmentRow.number)
+            )
+            items = [amendments.view(session, row) for row in rows]
+        return {"items": items, "total": len(items)}
+
+    def get_amendment(self, caller: Caller, number: int) -> dict:
+        name = self.engine.snapshot.charter
+        with self.read(caller, f"charter:{name}") as session:
+            return amendments.view(session, amendments.find(session, name, number))
+
+    def plan_amendment(self, caller: Caller, number: int) -> dict:
+        """Who gains and loses what if the amendment were in force now (over today's directory)."""
+        name = self.engine.snapshot.charter
+        with self.read(caller, f"charter:{name}") as session:
+            row = amendments.find(session, name, number)
+            result = amendments.plan(session, row, repository.load(session), self.now())
+        return {"number": number, "status": row.status, **result.to_json()}
+
+    def apply_due_amendments(self, actor: str) -> list[dict]:
+        """Apply every approved amendment whose date has come (the scheduler, `charter amend apply`).
+
+        Each in its own transaction: one that fails stays as it was, with the reason kept and audited.
+        """
+        with self.engine.sessions() as session:
+            due = [(row.charter_name, row.number) for row in amendments.due(session, self.now().date())]
+        results = []
+        for name, number in due:
+            resource = f"charter:{name}/amendments/{number}"
+            try:
+                with self._transaction(actor, resource, "amendment.apply", None) as change:
+                    row = amendments.find(change.session, name, number)
+                    version = amendments.apply(change.session, row, repository.load(change.session), self.now())
+                    change.details.update(number=number, version=version.version)
+                results.append({"number": number, "status": "in_force", "revision": change.revision})
+            except (charters.Rejected, amendments.Refused) as error:
+                reason = str(error)
+                with self.engine.sessions.begin() as session:
+                    row = amendments.find(session, name, number)
+                    row.last_error = reason
+                    self.engine.audit.record(
+                        session, actor, "amendment.apply", resource, "failed", None, {"number": number, "error": reason}
+                    )
+                results.append({"number": number, "status": "failed", "error": reason})
+        return results
+
+    def _may_propose(self, caller: Caller, resource: str) -> Decision:
+        snapshot = self.engine.snapshot
+        principal = snapshot.principal(caller.subject_type, caller.subject)
+        for owner in snapshot.version.charter.owners:
+            if principal is None:
+                break
+            if (owner.kind.value == "group" and owner.name in principal.groups) or (
+                owner.kind.value == caller.subject_type and owner.name == caller.subject
+            ):
+                return Decision(True, Basis.PERMISSION, snapshot.charter, snapshot.version.version)
+        return self.authorize(caller, "manage", f"charter:{snapshot.charter}", "amendment.propose")
+
+    def _refused(self, caller: Caller, operation: str, resource: str, reason: str) -> None:
+        self.engine.audit.record_alone(
+            self.engine.sessions, caller.describe(), operation, resource, "denied", None, {"reasons": [reason]}
+        )
+
     # --- grants -------------------------------------------------------------------------------
 
     def create_grant(self, caller: Caller, fields: Mapping[str, object]) -> Done:
@@ -592,6 +723,10 @@ def _group_view(session: Session, row: GroupRow) -> dict:
         "parents": sorted(parents),
         "members": [{"kind": kind, "name": name} for kind, name in members],
     }
+
+
+def _subject_key(caller: Caller) -> str:
+    return f"{caller.subject_type}:{caller.subject}"
 
 
 def _identity_audit_view(session: Session, row: IdentityRow | None) -> dict | None:

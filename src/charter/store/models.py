@@ -117,6 +117,22 @@ class AmendmentRow(Base):
     proposed_by: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
+    applied_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)  # why the last attempt to apply it failed
+
+
+class AmendmentVerdictRow(Base):
+    """One person's approval or rejection of an amendment, with the groups they were counted for."""
+
+    __tablename__ = "amendment_verdicts"
+    __table_args__ = (UniqueConstraint("amendment_id", "person"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    amendment_id: Mapped[int] = mapped_column(ForeignKey("amendments.id", ondelete="CASCADE"))
+    person: Mapped[str] = mapped_column(String(255))  # a user's directory id
+    verdict: Mapped[str] = mapped_column(String(16))  # approve | reject
+    groups: Mapped[list] = mapped_column(default=list)  # their groups then (nesting resolved)
+    comment: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[dt.datetime]
 
 
 class GrantRow(Base):

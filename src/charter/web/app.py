@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import PlainTextResponse, Response
 
 from charter import admin as admin_ops
-from charter import charters
+from charter import amendments, charters
 from charter.audit.decisions import DecisionLog, enabled_from_env, settings_from_env
 from charter.audit.maintenance import AuditMaintenance
 from charter.audit.trail import REQUEST_ID
@@ -261,6 +261,11 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(admin_ops.Invalid)
     async def invalid_field(request: Request, error: admin_ops.Invalid) -> Response:
         return json_error(400, "invalid_request", str(error), [{"field": error.field, "message": error.message}])
+
+    @app.exception_handler(amendments.Refused)
+    async def refused(request: Request, error: amendments.Refused) -> Response:
+        code = {403: "forbidden", 404: "not_found"}.get(error.status, "conflict")
+        return json_error(error.status, code, str(error))
 
     @app.exception_handler(charters.Rejected)
     async def rejected(request: Request, error: charters.Rejected) -> Response:
@@ -635,6 +640,8 @@ def _admin_routes(app: FastAPI) -> None:
             raise ApiError(400, "invalid_request", message, [{"field": "body", "message": message}]) from None
         return _done(await run(admin.upload_charter, caller, text))
 
+    _amendment_routes(router, ops, run)
+
     @router.get("/grants", tags=["grants"], summary="List grants (revoked and lapsed ones too), newest first")
     async def list_grants(
         request: Request,
@@ -725,6 +732,80 @@ def _admin_routes(app: FastAPI) -> None:
         return _json(await run(admin.search_audit, caller, chain, filters, admin_ops.Page(limit, offset)))
 
     app.include_router(router)
+
+
+class VerdictIn(_Body):
+    comment: str | None = Field(None, max_length=4000)
+
+
+def _amendment_routes(router: APIRouter, ops, run) -> None:
+    """The amendment lifecycle: propose, read, plan, approve, reject, withdraw (applying is the scheduler's)."""
+
+    @router.get("/amendments", tags=["amendments"], summary="Amendments to the charter in force, by number")
+    async def list_amendments(request: Request) -> Response:
+        admin, caller = ops(request)
+        return _json(await run(admin.list_amendments, caller))
+
+    @router.post(
+        "/amendments",
+        tags=["amendments"],
+        summary="Propose an amendment (checked first; all or nothing)",
+        status_code=201,
+        openapi_extra={"requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
+    async def propose(request: Request) -> Response:
+        admin, caller = ops(request)
+        return _done(await run(admin.propose_amendment, caller, await _text_body(request)), 201)
+
+    @router.get("/amendments/{number}", tags=["amendments"], summary="One amendment: status, quorum, verdicts, text")
+    async def get_amendment(number: int, request: Request) -> Response:
+        admin, caller = ops(request)
+        return _json(await run(admin.get_amendment, caller, number))
+
+    @router.get(
+        "/amendments/{number}/plan", tags=["amendments"], summary="Who gains and who loses what if it takes effect"
+    )
+    async def plan(number: int, request: Request) -> Response:
+        admin, caller = ops(request)
+        return _json(await run(admin.plan_amendment, caller, number))
+
+    for verdict in ("approve", "reject"):
+        _verdict_route(router, ops, run, verdict)
+
+    @router.post("/amendments/{number}/withdraw", tags=["amendments"], summary="Withdraw a pending amendment")
+    async def withdraw(number: int, request: Request) -> Response:
+        admin, caller = ops(request)
+        return _done(await run(admin.withdraw_amendment, caller, number))
+
+
+def _verdict_route(router: APIRouter, ops, run, verdict: str) -> None:
+    @router.post(
+        f"/amendments/{{number}}/{verdict}",
+        tags=["amendments"],
+        summary=f"{verdict.capitalize()} an amendment as one member of an approving group",
+        name=f"{verdict}_amendment",
+        openapi_extra={
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": VerdictIn.model_json_schema()}},
+            }
+        },
+    )
+    async def decide(number: int, request: Request) -> Response:
+        admin, caller = ops(request)
+        comment = None
+        if await request.body():
+            comment = (await _fields(request, VerdictIn)).get("comment")
+        return _done(await run(admin.decide_amendment, caller, number, verdict, comment))
+
+
+async def _text_body(request: Request) -> str:
+    body = await request.body()
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        message = f"the text must be UTF-8 (byte {error.start} is not)"
+        raise ApiError(400, "invalid_request", message, [{"field": "body", "message": message}]) from None
 
 
 def _identity_routes(router: APIRouter, section: str, ops, run) -> None:

@@ -1,0 +1,239 @@
+"""Amendments in the store: propose (after the checker), approve or reject by quorum, withdraw, apply when due.
+
+The lifecycle: proposed -> approved (quorum met, effective date reached) or scheduled (quorum met, date
+ahead) -> in force (applied); or rejected (one eligible person said no) or withdrawn. Who must approve is
+the amendment's `Approved by ...` line, which the checker has already held to at least what the charter
+requires; each person counts once (`policy.quorum`), and the proposer never counts. These functions
+work in the caller's transaction; authorisation and the audit record are the caller's (`admin.Admin`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from charter import charters
+from charter.clock import FixedClock
+from charter.directory.model import Directory
+from charter.language import ast
+from charter.language.checker import check
+from charter.language.consolidate import Consolidated, consolidate
+from charter.language.errors import CharterError, Diagnostic
+from charter.language.parser import parse_amendment, parse_charter
+from charter.policy.plan import Plan
+from charter.policy.plan import plan as access_plan
+from charter.policy.quorum import Tally, tally
+from charter.policy.snapshot import compile_snapshot
+from charter.store.models import AmendmentRow, AmendmentVerdictRow, CharterVersionRow
+
+PENDING = ("draft", "proposed", "approved", "scheduled")
+LIVE = (*PENDING, "in_force")  # amendments that count when numbering and checking a new one
+
+
+class Refused(Exception):
+    """The step is not allowed now: wrong state, not eligible, already voted. `status` is the HTTP answer."""
+
+    def __init__(self, message: str, status: int = 409):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Proposed:
+    row: AmendmentRow
+    warnings: tuple[Diagnostic, ...]
+
+
+def charter_row(session: Session) -> CharterVersionRow:
+    row = charters.latest(session)
+    if row is None:
+        raise Refused("no charter has been uploaded: there is nothing to amend", 404)
+    return row
+
+
+def parsed(row: AmendmentRow) -> ast.Amendment:
+    return parse_amendment(row.text, f"amendment {row.number}")
+
+
+def live(session: Session, charter_name: str) -> list[AmendmentRow]:
+    query = (
+        select(AmendmentRow)
+        .where(AmendmentRow.charter_name == charter_name, AmendmentRow.status.in_(LIVE))
+        .order_by(AmendmentRow.number)
+    )
+    return list(session.scalars(query))
+
+
+def find(session: Session, charter_name: str, number: int) -> AmendmentRow:
+    row = session.scalar(
+        select(AmendmentRow).where(AmendmentRow.charter_name == charter_name, AmendmentRow.number == number)
+    )
+    if row is None:
+        raise Refused(f'"{charter_name}" has no amendment {number}', 404)
+    return row
+
+
+def propose(session: Session, text: str, directory: Directory, proposer: str, now: dt.datetime) -> Proposed:
+    """Check the amendment with every live one before it and store it as proposed; charters.Rejected if not."""
+    base = charter_row(session)
+    charter = parse_charter(base.text, "charter")
+    try:
+        amendment = parse_amendment(text, "amendment")
+    except CharterError as error:
+        raise charters.Rejected(error.diagnostics) from None
+    if amendment.charter_name != charter.name:
+        raise Refused(
+            f'the amendment is to "{amendment.charter_name}", but the charter in the store is "{charter.name}"'
+        )
+    others = [parsed(row) for row in live(session, charter.name)]
+    taken = {a.number for a in others}
+    if amendment.number in taken or (taken and amendment.number < max(taken)):
+        raise Refused(f"amendment {amendment.number} is taken or out of order (the last is {max(taken)})")
+    result = check(charter, [*others, amendment], directory.names(), now.date(), "charter")
+    if result.errors:
+        raise charters.Rejected(result.errors)
+    row = AmendmentRow(
+        charter_name=charter.name,
+        number=amendment.number,
+        text=text,
+        status="proposed",
+        effective=amendment.effective,
+        proposed_by=proposer,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return Proposed(row, result.warnings)
+
+
+def verdicts(session: Session, row: AmendmentRow) -> list[AmendmentVerdictRow]:
+    query = select(AmendmentVerdictRow).where(AmendmentVerdictRow.amendment_id == row.id)
+    return list(session.scalars(query.order_by(AmendmentVerdictRow.at, AmendmentVerdictRow.id)))
+
+
+def current_tally(session: Session, row: AmendmentRow) -> Tally:
+    approvals = {v.person: v.groups for v in verdicts(session, row) if v.verdict == "approve"}
+    return tally(parsed(row).approvers, approvals)
+
+
+def decide(
+    session: Session,
+    row: AmendmentRow,
+    person: str,
+    groups: frozenset[str],
+    verdict: str,
+    now: dt.datetime,
+    comment: str | None = None,
+) -> Tally:
+    """Record one person's approval or rejection; move the amendment on when the quorum is met (or refused)."""
+    if row.status != "proposed":
+        raise Refused(f"amendment {row.number} is {row.status.replace('_', ' ')}, not proposed")
+    if row.proposed_by == f"user:{person}":
+        raise Refused(f"{person} proposed amendment {row.number} and cannot approve or reject it", 403)
+    wanted = {q.group for q in parsed(row).approvers}
+    counted = sorted(wanted & groups)
+    if not counted:
+        names = ", ".join(f'"{g}"' for g in sorted(wanted))
+        raise Refused(f"{person} is not a member of a group that approves amendment {row.number} ({names})", 403)
+    if any(v.person == person for v in verdicts(session, row)):
+        raise Refused(f"{person} has already given a verdict on amendment {row.number}")
+    session.add(
+        AmendmentVerdictRow(
+            amendment_id=row.id, person=person, verdict=verdict, groups=counted, comment=comment, at=now
+        )
+    )
+    session.flush()
+    if verdict == "reject":
+        _move(row, "rejected", now)
+        return current_tally(session, row)
+    result = current_tally(session, row)
+    if result.met:
+        _move(row, "scheduled" if row.effective > now.date() else "approved", now)
+    return result
+
+
+def withdraw(row: AmendmentRow, now: dt.datetime) -> None:
+    if row.status not in PENDING:
+        raise Refused(f"amendment {row.number} is {row.status.replace('_', ' ')}: only a pending one can be withdrawn")
+    _move(row, "withdrawn", now)
+
+
+def due(session: Session, today: dt.date) -> list[AmendmentRow]:
+    """Approved or scheduled amendments whose date has come, in number order."""
+    query = select(AmendmentRow).where(
+        AmendmentRow.status.in_(("approved", "scheduled")), AmendmentRow.effective <= today
+    )
+    return list(session.scalars(query.order_by(AmendmentRow.charter_name, AmendmentRow.number)))
+
+
+def apply(session: Session, row: AmendmentRow, directory: Directory, now: dt.datetime) -> Consolidated:
+    """Put an approved amendment in force, after proving the text in force with it still checks.
+
+    Raises charters.Rejected (with the diagnostics) when it does not; the caller keeps the transaction
+    from committing and records why, so the previous version stays in force.
+    """
+    if row.status not in ("approved", "scheduled"):
+        raise Refused(f"amendment {row.number} is {row.status.replace('_', ' ')}: only an approved one can be applied")
+    if row.effective > now.date():
+        raise Refused(f"amendment {row.number} takes effect on {row.effective.isoformat()}, not before")
+    base = charter_row(session)
+    charter = parse_charter(base.text, "charter")
+    in_force = [parsed(r) for r in live(session, row.charter_name) if r.status == "in_force"]
+    result = check(charter, [*in_force, parsed(row)], directory.names(), now.date(), "charter")
+    if result.errors:
+        raise charters.Rejected(result.errors)
+    version = consolidate(charter, [*in_force, parsed(row)], now.date())
+    _move(row, "in_force", now)
+    row.applied_at = now
+    row.last_error = None
+    return version
+
+
+def plan(session: Session, row: AmendmentRow, directory: Directory, now: dt.datetime) -> Plan:
+    """Who gains and loses what if `row` joined the amendments in force, on its effective date (or today)."""
+    base = charter_row(session)
+    charter = parse_charter(base.text, "charter")
+    in_force = [parsed(r) for r in live(session, row.charter_name) if r.status == "in_force"]
+    day = max(now.date(), row.effective)
+    at = FixedClock.on(day)
+    before = compile_snapshot(consolidate(charter, in_force, day), directory, clock=at)
+    after = compile_snapshot(consolidate(charter, [*in_force, parsed(row)], day), directory, clock=at)
+    names = directory.names()
+    old = {d.message for d in check(charter, in_force, names, day, "charter").warnings}
+    new = {d.message for d in check(charter, [*in_force, parsed(row)], names, day, "charter").warnings}
+    return access_plan(before, after, sorted(new - old), sorted(old - new))
+
+
+def versions_as_of(session: Session, day: dt.date) -> Consolidated | None:
+    """The charter in force on `day`: what `charter show --as-of` prints."""
+    return charters.version_in_force(session, day)
+
+
+def _move(row: AmendmentRow, status: str, now: dt.datetime) -> None:
+    row.status = status
+    row.updated_at = now
+
+
+def view(session: Session, row: AmendmentRow) -> dict:
+    amendment = parsed(row)
+    result = current_tally(session, row)
+    return {
+        "charter": row.charter_name,
+        "number": row.number,
+        "status": row.status,
+        "effective": row.effective.isoformat(),
+        "reason": amendment.reason,
+        "proposed_by": row.proposed_by,
+        "approvers": [{"count": q.count, "group": q.group} for q in amendment.approvers],
+        "tally": {"met": result.met, "summary": result.describe()},
+        "verdicts": [
+            {"person": v.person, "verdict": v.verdict, "groups": v.groups, "comment": v.comment}
+            for v in verdicts(session, row)
+        ],
+        "last_error": row.last_error,
+        "text": row.text,
+    }

@@ -1,0 +1,111 @@
+"""The amendment lifecycle through the API, on both backends: propose, plan, approve by quorum, apply on the date."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from charter.audit import store
+
+ADMIN = "/admin/v1"
+
+AMENDMENT_1 = """Amendment 1 to Charter "Acme Production Access".
+  Effective 2026-12-15.
+  Reason "Support moves to MFA; partner access for Acme Logistics".
+  Approved by 1 member of group "security" and 1 member of group "eng-leads".
+
+Replace clause 2 with: Members of group "support" may read "tickets/*" with MFA.
+Insert clause 21: Partner "acme-logistics" may read "api:shipments/*"
+                  with scope "shipments.read" for 90 days.
+Strike clause 15.
+"""
+
+
+def _member(api, name: str, groups: list[str]) -> str:
+    api.ok("PUT", f"{ADMIN}/users/{name}", json={"groups": groups})
+    return api.new_credential(name)
+
+
+def test_an_amendment_is_proposed_planned_approved_by_quorum_and_applied_on_its_date(api):
+    erin = api.new_credential("erin")  # security (an owner), eng-leads, admins
+    sam = _member(api, "sam", ["security"])
+    lee = _member(api, "lee", ["eng-leads"])
+    alice = api.new_credential("alice")
+
+    proposed = api.ok("POST", f"{ADMIN}/amendments", 201, content=AMENDMENT_1, credential=erin)
+    assert (proposed["number"], proposed["status"], proposed["proposed_by"]) == (1, "proposed", "user:erin")
+    assert proposed["tally"]["met"] is False
+
+    plan = api.ok("GET", f"{ADMIN}/amendments/1/plan")
+    summaries = {(c["summary"], tuple(f"{s['type']}:{s['id']}" for s in c["subjects"])) for c in plan["changes"]}
+    assert summaries == {
+        ('gains read on api:shipments/* (with scope "shipments.read")', ("partner:acme-logistics",)),
+        ("loosened: read on tickets/*: no longer on weekdays between 08:00 and 18:00 UTC", ("user:carol",)),
+    }  # striking clause 15 (group "legacy-admins" is revoked; it has no members) changes no one's access
+
+    # The proposer cannot approve; someone outside the approving groups cannot either.
+    assert api.request("POST", f"{ADMIN}/amendments/1/approve", credential=erin).status_code == 403
+    assert api.request("POST", f"{ADMIN}/amendments/1/approve", credential=alice).status_code == 403
+    after_sam = api.ok("POST", f"{ADMIN}/amendments/1/approve", credential=sam)
+    assert after_sam["status"] == "proposed"
+    assert after_sam["tally"]["summary"] == 'waiting for 1 more of group "eng-leads"'
+    assert api.request("POST", f"{ADMIN}/amendments/1/approve", credential=sam).status_code == 409  # once each
+    approved = api.ok("POST", f"{ADMIN}/amendments/1/approve", credential=lee, json={"comment": "fine"})
+    assert approved["status"] == "scheduled"  # quorum met, 2026-12-15 still ahead
+
+    admin = api.http.app.state.admin
+    assert admin.apply_due_amendments("scheduler") == []  # not before its date
+    carol_saturday = {"mfa": True, "time": "2026-12-19T10:00:00Z"}
+    assert api.decide("carol", "read", "tickets/1", **carol_saturday)["decision"] is False
+
+    api.clock.set(dt.datetime(2026, 12, 15, 0, 0, 1, tzinfo=dt.UTC))
+    [applied] = admin.apply_due_amendments("scheduler")
+    assert applied["status"] == "in_force"
+    api.http.app.state.engine.wait_for(applied["revision"], 5)
+    assert api.decide("carol", "read", "tickets/1", **carol_saturday)["decision"] is True
+    assert api.ok("GET", f"{ADMIN}/revision")["version"] == 1
+
+    engine = api.http.app.state.engine
+    with engine.sessions() as session:
+        steps = [
+            (r.entry.action, r.entry.outcome)
+            for r in store.records(session, "audit")
+            if r.entry.action.startswith("amendment.")
+        ]
+    assert steps == [
+        ("amendment.propose", "ok"),
+        ("amendment.approve", "denied"),
+        ("amendment.approve", "denied"),
+        ("amendment.approve", "ok"),
+        ("amendment.approve", "ok"),
+        ("amendment.apply", "ok"),
+    ]
+
+
+def test_a_bad_amendment_is_refused_with_its_diagnostics_and_stores_nothing(api):
+    erin = api.new_credential("erin")
+    bad = AMENDMENT_1.replace("Strike clause 15.", "Strike clause 99.")
+    response = api.request("POST", f"{ADMIN}/amendments", content=bad, credential=erin)
+    assert response.status_code == 422
+    assert "99" in response.json()["message"]
+    assert api.ok("GET", f"{ADMIN}/amendments")["total"] == 0
+
+
+def test_only_owners_or_charter_managers_may_propose_and_a_rejection_ends_it(api):
+    alice = api.new_credential("alice")
+    assert api.request("POST", f"{ADMIN}/amendments", content=AMENDMENT_1, credential=alice).status_code == 403
+    api.ok("POST", f"{ADMIN}/amendments", 201, content=AMENDMENT_1)  # the admin manages charter:*
+    lee = _member(api, "lee", ["eng-leads"])
+    rejected = api.ok("POST", f"{ADMIN}/amendments/1/reject", credential=lee, json={"comment": "not yet"})
+    assert rejected["status"] == "rejected"
+    assert api.request("POST", f"{ADMIN}/amendments/1/approve", credential=lee).status_code == 409
+
+
+def test_one_person_in_two_approving_groups_fills_one_seat():
+    from charter.language.ast import Quorum
+    from charter.policy.quorum import tally
+
+    quorum = (Quorum(1, "security"), Quorum(1, "eng-leads"))
+    assert not tally(quorum, {"erin": {"security", "eng-leads"}}).met
+    both = tally(quorum, {"erin": {"security", "eng-leads"}, "sam": {"security"}})
+    assert both.met and set(both.seats) == {("security", "sam"), ("eng-leads", "erin")}  # erin moved to fit sam
+    assert tally((Quorum(2, "helpdesk"),), {"grace": {"helpdesk"}}).missing == (("helpdesk", 1),)
