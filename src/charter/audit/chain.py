@@ -46,17 +46,52 @@ class Record:
 
 def canonical(seq: int, entry: Entry, prev_hash: str) -> bytes:
     """The bytes a record's hash is taken over. Changing this breaks every existing chain."""
+    return canonical_fields(
+        seq,
+        instant(entry.time),
+        entry.actor,
+        entry.action,
+        entry.target,
+        entry.outcome,
+        entry.charter_version,
+        entry.clause,
+        entry.request_id,
+        dict(entry.details),
+        prev_hash,
+    )
+
+
+def instant(moment: dt.datetime) -> str:
+    """A record's time as hashed: UTC, to the microsecond (`2026-11-24T10:00:00.000000Z`)."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_fields(
+    seq: int,
+    time: str,
+    actor: str,
+    action: str,
+    target: str,
+    outcome: str,
+    charter_version: int | None,
+    clause: int | None,
+    request_id: str | None,
+    details: dict | orjson.Fragment,
+    prev_hash: str,
+) -> bytes:
+    """`canonical` from the fields themselves (`time` as `instant` writes it; `details` a dict, or the
+    Fragment of its JSON with keys sorted), for a writer that builds no Entry per record (the decision log's)."""
     document = {
         "seq": seq,
-        "time": entry.time.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "actor": entry.actor,
-        "action": entry.action,
-        "target": entry.target,
-        "outcome": entry.outcome,
-        "charter_version": entry.charter_version,
-        "clause": entry.clause,
-        "request_id": entry.request_id,
-        "details": dict(entry.details),
+        "time": time,
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "outcome": outcome,
+        "charter_version": charter_version,
+        "clause": clause,
+        "request_id": request_id,
+        "details": details,
         "prev": prev_hash,
     }
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)

@@ -31,7 +31,7 @@ from charter.audit import store
 from charter.audit.chain import Entry
 from charter.audit.trail import AuditTrail
 from charter.clock import Clock, SystemClock
-from charter.policy.decision import Decision
+from charter.policy.decision import Basis, Decision
 from charter.policy.request import Request
 
 log = logging.getLogger("charter.audit")
@@ -88,6 +88,8 @@ class DecisionLog:
             queue = self._sampled
             if len(queue) == self.capacity:
                 self.dropped += 1
+                if self.dropped == 1 or self.dropped % 10_000 == 0:
+                    log.warning("decision log: queue full, %d allowed decisions dropped so far", self.dropped)
             queue.append((self._now_ns(), request, decision, pep, request_id))
         else:
             if len(self._kept) >= self.kept_limit:
@@ -119,6 +121,17 @@ class DecisionLog:
             self._thread.join(timeout)
             self._thread = None
         self.flush()
+        lost = self.dropped + self.kept_overflow + self.pending
+        log.log(
+            logging.WARNING if lost else logging.INFO,
+            "decision log stopped: %d decisions written, %d allowed ones dropped (queue full), %d not sampled, "
+            "%d denied or privileged ones not logged, %d left unwritten",
+            self.written,
+            self.dropped,
+            self.unsampled,
+            self.kept_overflow,
+            self.pending,
+        )
 
     def flush(self) -> None:
         """Write everything queued now, in this thread (taking turns with the writer thread)."""
@@ -146,9 +159,12 @@ class DecisionLog:
         if not self._in_flight:
             return False
         try:
-            entries = [_entry(item) for item in self._in_flight]
+            fields = [_fields(item) for item in self._in_flight]
+            trail = self.trail
             with self.sessions.begin() as session:
-                self.trail.write(session, store.DECISIONS, entries)
+                store.append_fields(
+                    session, store.DECISIONS, fields, trail.signing_key, trail.checkpoint_every, trail.now()
+                )
         except Exception as error:
             self.last_error = f"{type(error).__name__}: {error}"
             log.warning("decision log: writing %d decisions failed, will retry: %s", len(self._in_flight), error)
@@ -181,7 +197,37 @@ def _time_of(item: tuple) -> int:
     return item[0]
 
 
+def _fields(item: tuple) -> store.Fields:
+    """A queued decision as `store.append_fields` takes it: what `_entry` would write, without an Entry."""
+    moment, request, decision, pep, request_id = item
+    details: dict[str, object] = {"basis": _BASIS[decision.basis]}
+    if decision.grant is not None:
+        details["grant"] = decision.grant
+    if not decision.allowed and decision.reasons:
+        details["reasons"] = list(decision.reasons)
+    if pep is not None:
+        details["pep"] = pep
+    context = _context(request)
+    if context:
+        details["context"] = context
+    return (
+        moment // 1000,
+        f"{request.subject_type}:{request.subject}",
+        request.action,
+        request.resource,
+        "allow" if decision.allowed else "deny",
+        decision.version,
+        decision.clause,
+        request_id,
+        details,
+    )
+
+
+_BASIS = {basis: basis.value for basis in Basis}
+
+
 def _entry(item: tuple) -> Entry:
+    """A queued decision as an Entry (the record `_fields` describes; tests compare the two)."""
     moment, request, decision, pep, request_id = item
     details: dict[str, object] = {"basis": decision.basis.value}
     if decision.grant is not None:
