@@ -109,3 +109,31 @@ def test_one_person_in_two_approving_groups_fills_one_seat():
     both = tally(quorum, {"erin": {"security", "eng-leads"}, "sam": {"security"}})
     assert both.met and set(both.seats) == {("security", "sam"), ("eng-leads", "erin")}  # erin moved to fit sam
     assert tally((Quorum(2, "helpdesk"),), {"grace": {"helpdesk"}}).missing == (("helpdesk", 1),)
+
+
+def test_the_cli_plans_applies_and_shows_the_text_in_force_on_any_date(api, backend):
+    from click.testing import CliRunner
+
+    from charter.cli.main import cli
+
+    env = {"CHARTER_DATABASE_URL": backend.url}
+    api.ok("POST", f"{ADMIN}/amendments", 201, content=AMENDMENT_1)
+    plan = CliRunner().invoke(cli, ["amend", "plan", "1"], env=env)
+    assert plan.exit_code == 0, plan.output
+    assert "loosened: read on tickets/*: no longer on weekdays between 08:00 and 18:00 UTC  [clause 2]" in plan.output
+    assert "user carol" in plan.output and "partner acme-logistics" in plan.output
+
+    for who, groups in (("sam", ["security"]), ("lee", ["eng-leads"])):
+        api.ok("POST", f"{ADMIN}/amendments/1/approve", credential=_member(api, who, groups))
+    # The operator's apply, before the date: nothing is due (the machine's clock is past 2026-12-15, so the
+    # CLI is not used for the apply itself; the scheduler path is tested above).
+    api.clock.set(dt.datetime(2026, 12, 15, 9, 0, tzinfo=dt.UTC))
+    assert api.http.app.state.admin.apply_due_amendments("scheduler")[0]["status"] == "in_force"
+
+    before = CliRunner().invoke(cli, ["show", "--as-of", "2026-12-14"], env=env)
+    after = CliRunner().invoke(cli, ["show", "--as-of", "2026-12-16"], env=env)
+    assert before.exit_code == after.exit_code == 0, before.output + after.output
+    old, new = (" ".join(result.output.split()) for result in (before, after))  # the text is wrapped at 80
+    assert "version 0" in old and "on weekdays between 08:00 and 18:00 UTC" in old
+    assert "version 1" in new and "on weekdays between 08:00" not in new
+    assert 'Partner "acme-logistics" may read "api:shipments/*"' in new

@@ -309,9 +309,12 @@ def main() -> None:
 
 
 def _register() -> None:
+    from charter.cli.amend import amend_group, show_command
     from charter.cli.audit import audit_group
 
     cli.add_command(audit_group)
+    cli.add_command(amend_group)
+    cli.add_command(show_command)
 
 
 _register()

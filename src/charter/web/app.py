@@ -31,6 +31,7 @@ from charter.audit.maintenance import AuditMaintenance
 from charter.audit.trail import REQUEST_ID
 from charter.clients import Caller, verify
 from charter.engine import Engine
+from charter.scheduler import AmendmentScheduler
 from charter.web import authzen
 from charter.web.errors import ApiError, json_error
 
@@ -64,6 +65,8 @@ def create_app(
         decision_log = DecisionLog(engine.sessions, engine.audit, engine.clock, **settings_from_env())  # type: ignore[arg-type]
 
     maintenance = AuditMaintenance(engine)
+    admin = admin_ops.Admin(engine)
+    scheduler = AmendmentScheduler(admin)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -72,11 +75,13 @@ def create_app(
             if decision_log is not None:
                 decision_log.start()
             maintenance.start()
+            scheduler.start()
         if freeze_gc:
             gc.collect()
             gc.freeze()
         yield
         if start_engine:
+            scheduler.stop()
             maintenance.stop()
             await anyio.to_thread.run_sync(_shut_down, engine, decision_log)
 
@@ -89,7 +94,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.engine = engine
-    app.state.admin = admin_ops.Admin(engine)
+    app.state.admin = admin
     app.state.decision_log = decision_log
     _errors(app)
     _authzen_routes(app, engine, decision_log)
