@@ -187,27 +187,33 @@ def append_fields(
 
 
 def _insert_rows(session: Session, table, rows: list[tuple]) -> None:
-    """INSERT the rows (values in `_COLUMNS` order), as plain tuples, bypassing SQLAlchemy's per-row work.
+    """INSERT the rows (values in `_COLUMNS` order, as the driver takes them), without SQLAlchemy's work per row.
 
-    PostgreSQL (psycopg): one executemany, which psycopg pipelines. SQLite: a page of rows per statement,
+    PostgreSQL (psycopg): COPY, each row formatted by psycopg in C. SQLite: a page of rows per statement,
     not an executemany: Python's sqlite3 gives up the GIL around every row's step, and a thread that must
     take it back 5,000 times while the server's event loop holds it crawls (and each of the loop's waits
-    for it is a pause in answering). A page of rows is one statement, one step."""
+    for it is a pause in answering); a page of rows is one statement, one step."""
     connection = session.connection()
     dialect = connection.dialect
-    mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
-    if mark is None:  # a driver these positional statements do not suit: the ordinary insert
-        session.execute(insert(table), [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
+    columns = ", ".join(_COLUMNS)
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        with cursor, cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
         return
-    start = f"INSERT INTO {table.name} ({', '.join(_COLUMNS)}) VALUES "
+    mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}[dialect.paramstyle]
     one = "(" + ", ".join([mark] * len(_COLUMNS)) + ")"
-    if dialect.name != "sqlite":
-        connection.exec_driver_sql(start + one, rows)
+    if dialect.name != "sqlite":  # another driver: its executemany
+        connection.exec_driver_sql(f"INSERT INTO {table.name} ({columns}) VALUES {one}", rows)
         return
     page = max(1, min(dialect.insertmanyvalues_page_size, dialect.insertmanyvalues_max_parameters // len(_COLUMNS)))
     for first in range(0, len(rows), page):
         part = rows[first : first + page]
-        connection.exec_driver_sql(start + ", ".join([one] * len(part)), tuple(itertools.chain.from_iterable(part)))
+        connection.exec_driver_sql(
+            f"INSERT INTO {table.name} ({columns}) VALUES " + ", ".join([one] * len(part)),
+            tuple(itertools.chain.from_iterable(part)),
+        )
 
 
 class _Times:
