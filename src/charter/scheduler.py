@@ -8,9 +8,9 @@ force, keeps the reason on the amendment and records it in the audit chain.
 from __future__ import annotations
 
 import logging
-import threading
 
 from charter.admin import Admin
+from charter.periodic import Periodic
 
 log = logging.getLogger("charter.scheduler")
 ACTOR = "charter scheduler"
@@ -20,19 +20,14 @@ class AmendmentScheduler:
     def __init__(self, admin: Admin, interval: float = 60.0):
         self.admin = admin
         self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        thread = Periodic("charter-amendment-scheduler", interval, self.run_once, log, first=0)
+        self._thread = thread
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="charter-amendment-scheduler", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._thread.stop()
 
     def run_once(self) -> list[dict]:
         results = self.admin.apply_due_amendments(ACTOR)
@@ -42,12 +37,3 @@ class AmendmentScheduler:
             else:
                 log.error("amendment %s could not be applied: %s", result["number"], result["error"])
         return results
-
-    def _run(self) -> None:
-        while True:
-            try:
-                self.run_once()
-            except Exception as error:  # the store may be down: try again next round
-                log.warning("amendment scheduler failed: %s: %s", type(error).__name__, error)
-            if self._stop.wait(self.interval):
-                return

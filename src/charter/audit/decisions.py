@@ -227,29 +227,11 @@ _BASIS = {basis: basis.value for basis in Basis}
 
 
 def _entry(item: tuple) -> Entry:
-    """A queued decision as an Entry (the record `_fields` describes; tests compare the two)."""
-    moment, request, decision, pep, request_id = item
-    details: dict[str, object] = {"basis": decision.basis.value}
-    if decision.grant is not None:
-        details["grant"] = decision.grant
-    if not decision.allowed and decision.reasons:
-        details["reasons"] = list(decision.reasons)
-    if pep is not None:
-        details["pep"] = pep
-    context = _context(request)
-    if context:
-        details["context"] = context
-    return Entry(
-        time=EPOCH + dt.timedelta(microseconds=moment // 1000),
-        actor=f"{request.subject_type}:{request.subject}",
-        action=request.action,
-        target=request.resource,
-        outcome=decision.effect,
-        charter_version=decision.version,
-        clause=decision.clause,
-        request_id=request_id,
-        details=details,
-    )
+    """A queued decision as an Entry: the record `_fields` describes, for the general `store.append` path
+    (tests write both ways and compare the rows)."""
+    micros, actor, action, target, outcome, version, clause, request_id, details = _fields(item)
+    time = EPOCH + dt.timedelta(microseconds=micros)
+    return Entry(time, actor, action, target, outcome, version, clause, request_id, details)
 
 
 def _context(request: Request) -> dict[str, object]:

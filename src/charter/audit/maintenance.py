@@ -8,11 +8,11 @@ retention clauses of the charter version in force.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 from charter.audit.retention import prune_expired
 from charter.engine import Engine
+from charter.periodic import Periodic
 
 log = logging.getLogger("charter.audit")
 ACTOR = "charter server (retention)"
@@ -23,20 +23,17 @@ class AuditMaintenance:
         self.engine = engine
         self.checkpoint_interval = checkpoint_interval
         self.prune_interval = prune_interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._last_prune = float("-inf")
+        thread = Periodic(
+            "charter-audit-maintenance", checkpoint_interval, self.run_once, log, first=checkpoint_interval
+        )
+        self._thread = thread
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="charter-audit-maintenance", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._thread.stop()
 
     def run_once(self) -> None:
         """One round: checkpoint the heads, and prune when the prune interval has passed."""
@@ -48,10 +45,3 @@ class AuditMaintenance:
             for chain, through in pruned.items():
                 if through is not None:
                     log.info("audit: pruned the %s chain through record %d (retention)", chain, through)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.checkpoint_interval):
-            try:
-                self.run_once()
-            except Exception as error:  # the store may be down: try again next round
-                log.warning("audit maintenance failed: %s: %s", type(error).__name__, error)
