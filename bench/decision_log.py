@@ -444,14 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     summary(outcomes, modes)
-    print(f"speed check after the run: {http_bench.speed():.2f} M loop iterations/s")
-    print("load average after the run: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
-    if problems:
-        print(f"FAILED: {len(problems)} problems", file=sys.stderr)
-        for problem in problems[:20]:
-            print("  " + problem, file=sys.stderr)
-        return 1
-    return 0
+    return http_bench.finish(problems)
 
 
 def report(outcome: Outcome, problems: list[str]) -> None:

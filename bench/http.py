@@ -788,6 +788,11 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print_table(runs)
     print_targets(runs)
+    return finish(problems)
+
+
+def finish(problems: list[str]) -> int:
+    """The run's closing lines (machine speed and load now, the problems found) and its exit status."""
     print(f"speed check after the run: {speed():.2f} M loop iterations/s")
     print("load average after the run: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     if problems:

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from charter.store.db import make_engine, sessions
 from charter.store.models import DecisionRecordRow
-from test_servers import STORE_ENV, Server, Servers, bearer, evaluation, server_env
+from test_servers import STORE_ENV, ClientThreads, Server, Servers, bearer, evaluation, server_env
 
 # Four allowed and two denied questions under the sample charter (at DURING_CLAUSE_1, a Monday noon).
 MIX = (
@@ -46,7 +46,7 @@ def servers(tmp_path):
         pool.stop_all()
 
 
-class Load:
+class Load(ClientThreads):
     """Client threads sending single evaluations and /evaluations batches, counting every answered decision.
 
     Thread T's requests are X-Request-ID `<tag>-T-N`; for each, `sent` holds how many decisions it asked for
@@ -80,16 +80,6 @@ class Load:
         self.cut_off: list[str] = []
         self.unexpected: list[str] = []
         self.threads = [threading.Thread(target=self._send, args=(t,), daemon=True) for t in range(threads)]
-
-    def start(self) -> None:
-        for thread in self.threads:
-            thread.start()
-
-    def join(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        for thread in self.threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        assert not any(thread.is_alive() for thread in self.threads), "a load thread did not finish"
 
     def count(self, outcome: str | None = None) -> int:
         with self.lock:

@@ -297,7 +297,23 @@ def test_a_membership_revoked_through_one_server_is_denied_by_the_others_within_
 # --- (c) kill -9 in the middle of a burst of admin writes ------------------------------------------
 
 
-class Burst:
+class ClientThreads:
+    """Client threads (`self.threads`) started together and joined within one deadline."""
+
+    threads: list[threading.Thread]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        assert not any(thread.is_alive() for thread in self.threads), "a client thread did not finish"
+
+
+class Burst(ClientThreads):
     """Client threads each creating users burst-T-I in groups g1 and g2, until the server goes away."""
 
     def __init__(self, server: Server, credential: str, threads: int = 4, limit: int = 2000):
@@ -310,16 +326,6 @@ class Burst:
         self.cut_off: list[str] = []  # per thread: the transport error that ended it
         self.unexpected: list[str] = []
         self.threads = [threading.Thread(target=self._write, args=(t,), daemon=True) for t in range(threads)]
-
-    def start(self) -> None:
-        for thread in self.threads:
-            thread.start()
-
-    def join(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        for thread in self.threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        assert not any(thread.is_alive() for thread in self.threads), "a burst thread did not finish"
 
     def _write(self, number: int) -> None:
         with httpx.Client(timeout=30.0, headers=bearer(self.credential)) as client:

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from hashlib import sha256
 
 import orjson
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from charter.audit.chain import GENESIS, Break, Entry, Finding, Record, canonical_fields, extend, instant, verify
+from charter.audit.chain import GENESIS, Break, Entry, Finding, Record, canonical_fields, instant, verify
 from charter.audit.signing import SigningKey, signature_holds
 from charter.store.models import AuditKeyRow, AuditRecordRow, ChainHeadRow, CheckpointRow, DecisionRecordRow
 
@@ -66,40 +66,28 @@ def append(
     signer: Callable[[], SigningKey] | None = None,
     checkpoint_every: int = 0,
     now: dt.datetime | None = None,
-) -> list[Record]:
+) -> int:
     """Chain `entries` after the head, in the caller's transaction; checkpoint if a multiple is crossed.
 
-    `signer` gives the signing key; it is asked only when a checkpoint is due.
+    `signer` gives the signing key; it is asked only when a checkpoint is due. Returns the new head seq.
+    One write path for every chain: `append_fields` (the decision log calls it directly).
     """
-    table = table_of(chain)
-    head = lock_head(session, chain)
-    records = extend(head.seq, head.hash, entries)
-    if not records:
-        return records
-    session.execute(insert(table.__table__), [_row(record) for record in records])
-    last = records[-1]
-    session.execute(update(ChainHeadRow).where(ChainHeadRow.chain == chain).values(seq=last.seq, hash=last.hash))
-    if signer is not None and checkpoint_every > 0 and last.seq // checkpoint_every > head.seq // checkpoint_every:
-        write_checkpoint(session, chain, last.seq, last.hash, signer(), now or last.entry.time)
-    return records
+    return append_fields(session, chain, [_fields_of(entry) for entry in entries], signer, checkpoint_every, now)
 
 
-def _row(record: Record) -> dict:
-    entry = record.entry
-    return {
-        "seq": record.seq,
-        "time": entry.time,
-        "actor": entry.actor,
-        "action": entry.action,
-        "target": entry.target,
-        "outcome": entry.outcome,
-        "charter_version": entry.charter_version,
-        "clause": entry.clause,
-        "request_id": entry.request_id,
-        "details": orjson.dumps(dict(entry.details), option=orjson.OPT_SORT_KEYS).decode(),
-        "prev_hash": record.prev_hash,
-        "hash": record.hash,
-    }
+def _fields_of(entry: Entry) -> Fields:
+    micros = (aware(entry.time) - _EPOCH) // dt.timedelta(microseconds=1)
+    return (
+        micros,
+        entry.actor,
+        entry.action,
+        entry.target,
+        entry.outcome,
+        entry.charter_version,
+        entry.clause,
+        entry.request_id,
+        dict(entry.details),
+    )
 
 
 Fields = tuple  # (µs since the epoch, actor, action, target, outcome, charter_version, clause, request_id, details)

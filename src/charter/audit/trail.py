@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from charter.audit import store
-from charter.audit.chain import Entry, Record
+from charter.audit.chain import Entry
 from charter.audit.signing import KEYRING_DIRECTORY, Keyring, SigningKey
 from charter.clock import Clock, SystemClock
 from charter.policy.decision import Decision
@@ -61,7 +61,8 @@ class AuditTrail:
 
     # --- writing -------------------------------------------------------------------------------------
 
-    def write(self, session: Session, chain: str, entries: list[Entry]) -> list[Record]:
+    def write(self, session: Session, chain: str, entries: list[Entry]) -> int:
+        """Append `entries`; the new head seq."""
         return store.append(session, chain, entries, self.signing_key, self.checkpoint_every, self.now())
 
     def record(
@@ -73,11 +74,11 @@ class AuditTrail:
         outcome: str = "ok",
         decision: Decision | None = None,
         details: Mapping[str, object] | None = None,
-    ) -> Record:
-        """Append one record to the audit chain in the caller's transaction."""
-        return self.write(session, store.AUDIT, [self.entry(actor, action, target, outcome, decision, details)])[0]
+    ) -> int:
+        """Append one record to the audit chain in the caller's transaction; its seq."""
+        return self.write(session, store.AUDIT, [self.entry(actor, action, target, outcome, decision, details)])
 
-    def record_alone(self, sessions: sessionmaker[Session], *args, **kwargs) -> Record:
+    def record_alone(self, sessions: sessionmaker[Session], *args, **kwargs) -> int:
         """`record` in a transaction of its own (an event that changes nothing else: a refused action)."""
         with sessions.begin() as session:
             return self.record(session, *args, **kwargs)
