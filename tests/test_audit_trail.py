@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import func, select
 
 from charter.audit import store
@@ -179,14 +180,41 @@ def test_sampling_keeps_every_deny_and_privileged_allow(db, tmp_path):
     assert _count(db, DecisionRecordRow) == 2
 
 
-def test_stop_drains_the_queue(db, tmp_path):
-    log = _log(db, tmp_path, interval=60.0)  # the writer would not wake on its own for a minute
+@pytest.mark.parametrize("writer", ["thread", "process"])
+def test_stop_drains_the_queue(db, tmp_path, writer):
+    log = _log(db, tmp_path, interval=60.0, writer=writer)  # the writer would not wake on its own for a minute
     log.start()
     for i in range(1234):
-        log.record(Request(f"u{i}", "read", "r", Context(mfa=i % 2 == 0)), ALLOW if i % 3 else DENY)
+        context = Context(mfa=i % 2 == 0, ip="10.0.0.1", resource_attributes={"owner": f"o{i}"})
+        log.record(Request(f"u{i}", "read", "r", context), ALLOW if i % 3 else DENY)
     log.stop()
     assert _count(db, DecisionRecordRow) == 1234
     assert log.pending == 0
+    with sessions(db)() as session:
+        records = {r.entry.actor: r.entry for r in store.records(session, "decisions")}
+        assert store.verify_chain(session, "decisions").intact
+    assert records["user:u7"].details == {
+        "basis": "permission",
+        "context": {"ip": "10.0.0.1", "resource_attributes": {"owner": "o7"}},
+    }
+    assert records["user:u6"].outcome == "deny" and records["user:u6"].details["context"]["mfa"] is True
+
+
+def test_a_writer_process_that_died_is_replaced_and_nothing_queued_is_lost(db, tmp_path):
+    log = _log(db, tmp_path, batch=100, writer="process")
+    for i in range(250):
+        log.record(Request(f"u{i}", "read", "r"), ALLOW)
+    assert log._write_batch()  # starts the writer process, which writes 100
+    child = log._writer._child
+    child.kill()
+    child.wait()
+    log.flush()  # a new writer process takes the other 150
+    assert log._writer._child is not child and log.written == 250 and log.pending == 0
+    log.stop()
+    assert log._writer._child is None
+    with sessions(db)() as session:
+        report = store.verify_chain(session, "decisions")
+    assert report.intact and report.records == 250
 
 
 def test_audit_chain_rows_are_only_added(api):

@@ -89,9 +89,10 @@ class Server:
         return match.group(1)
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown code runs, open transactions are cut off where they are."""
+        """SIGKILL to the server and every process it started (its decision log writer): no shutdown code
+        runs, open transactions are cut off where they are."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
+            os.killpg(self.process.pid, signal.SIGKILL)  # its own group: started with start_new_session
         self.process.wait(timeout=10)
 
     def stop(self) -> None:

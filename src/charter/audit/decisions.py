@@ -8,10 +8,12 @@ appends are atomic). Two queues, so that pressure never costs what must be kept:
 - *sampled*: the other allows, a `sample` fraction of them (default all), at most `capacity` queued;
   when full, the oldest is dropped and counted in `dropped`.
 
-The writer wakes every `interval` seconds (or when a batch is ready), takes up to `batch` records,
-orders them by time and appends them in one transaction. A failed write keeps the batch for the next
-round. `stop()` drains everything before it returns, so a clean shutdown loses nothing; a crash loses
-at most what `pending` counted at that moment.
+The writer thread wakes every `interval` seconds (or when a batch is ready), takes up to `batch` records
+of each queue, orders them by time and has them appended in one transaction, by a writer process of its
+own (`writer="process"`, what `charter serve` uses: the hashing and inserting then cost the server no
+GIL time) or in the thread itself (`writer="thread"`); see charter/audit/writer.py. A failed write keeps
+the batch for the next round. `stop()` drains everything before it returns, so a clean shutdown loses
+nothing; a crash loses at most what `pending` counted at that moment.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from charter.audit import store
 from charter.audit.chain import Entry
 from charter.audit.trail import AuditTrail
+from charter.audit.writer import ProcessWriter, ThreadWriter
 from charter.clock import Clock, SystemClock
 from charter.policy.decision import Basis, Decision
-from charter.policy.request import Request
+from charter.policy.request import Context, Request
 
 log = logging.getLogger("charter.audit")
 DEFAULT_CAPACITY = 100_000
@@ -52,11 +55,15 @@ class DecisionLog:
         batch: int = DEFAULT_BATCH,
         interval: float = DEFAULT_INTERVAL,
         kept_limit: int | None = None,
+        writer: str = "thread",
     ):
         if not 0.0 <= sample <= 1.0:
             raise ValueError(f"sample must be between 0 and 1, found {sample}")
+        if writer not in WRITERS:
+            raise ValueError(f"writer must be one of {', '.join(WRITERS)}, found {writer!r}")
         self.sessions = sessions
         self.trail = trail
+        self._writer = WRITERS[writer](sessions, trail)
         self.capacity = capacity
         self.sample = sample
         self.batch = batch
@@ -90,14 +97,14 @@ class DecisionLog:
                 self.dropped += 1
                 if self.dropped == 1 or self.dropped % 10_000 == 0:
                     log.warning("decision log: queue full, %d allowed decisions dropped so far", self.dropped)
-            queue.append((self._now_ns(), request, decision, pep, request_id))
+            queue.append(queued(self._now_ns(), request, decision, pep, request_id))
         else:
             if len(self._kept) >= self.kept_limit:
                 self.kept_overflow += 1
                 if self.kept_overflow == 1 or self.kept_overflow % 10_000 == 0:
                     log.error("decision log: %d denies/privileged decisions not logged", self.kept_overflow)
                 return
-            self._kept.append((self._now_ns(), request, decision, pep, request_id))
+            self._kept.append(queued(self._now_ns(), request, decision, pep, request_id))
             if len(self._kept) >= self.batch:
                 self._wake.set()
 
@@ -121,6 +128,7 @@ class DecisionLog:
             self._thread.join(timeout)
             self._thread = None
         self.flush()
+        self._writer.close()
         lost = self.dropped + self.kept_overflow + self.pending
         log.log(
             logging.WARNING if lost else logging.INFO,
@@ -159,12 +167,7 @@ class DecisionLog:
         if not self._in_flight:
             return False
         try:
-            fields = [_fields(item) for item in self._in_flight]
-            trail = self.trail
-            with self.sessions.begin() as session:
-                store.append_fields(
-                    session, store.DECISIONS, fields, trail.signing_key, trail.checkpoint_every, trail.now()
-                )
+            self._writer.write(self._in_flight)
         except Exception as error:
             self.last_error = f"{type(error).__name__}: {error}"
             log.warning("decision log: writing %d decisions failed, will retry: %s", len(self._in_flight), error)
@@ -197,9 +200,24 @@ def _time_of(item: tuple) -> int:
     return item[0]
 
 
-def _fields(item: tuple) -> store.Fields:
+def queued(moment_ns: int, request: Request, decision: Decision, pep: str | None, request_id: str | None) -> tuple:
+    """A decision as the queues hold it: flat, so that a batch pickles fast for the writer process."""
+    return (
+        moment_ns,
+        request.subject_type,
+        request.subject,
+        request.action,
+        request.resource,
+        request.context,
+        decision,
+        pep,
+        request_id,
+    )
+
+
+def row_fields(item: tuple) -> store.Fields:
     """A queued decision as `store.append_fields` takes it: what `_entry` would write, without an Entry."""
-    moment, request, decision, pep, request_id = item
+    moment, subject_type, subject, action, resource, context, decision, pep, request_id = item
     details: dict[str, object] = {"basis": _BASIS[decision.basis]}
     if decision.grant is not None:
         details["grant"] = decision.grant
@@ -207,14 +225,14 @@ def _fields(item: tuple) -> store.Fields:
         details["reasons"] = list(decision.reasons)
     if pep is not None:
         details["pep"] = pep
-    context = _context(request)
-    if context:
-        details["context"] = context
+    logged_context = _context(context)
+    if logged_context:
+        details["context"] = logged_context
     return (
         moment // 1000,
-        f"{request.subject_type}:{request.subject}",
-        request.action,
-        request.resource,
+        f"{subject_type}:{subject}",
+        action,
+        resource,
         "allow" if decision.allowed else "deny",
         decision.version,
         decision.clause,
@@ -224,19 +242,19 @@ def _fields(item: tuple) -> store.Fields:
 
 
 _BASIS = {basis: basis.value for basis in Basis}
+WRITERS = {"thread": ThreadWriter, "process": ProcessWriter}
 
 
 def _entry(item: tuple) -> Entry:
-    """A queued decision as an Entry: the record `_fields` describes, for the general `store.append` path
+    """A queued decision as an Entry: the record `row_fields` describes, for the general `store.append` path
     (tests write both ways and compare the rows)."""
-    micros, actor, action, target, outcome, version, clause, request_id, details = _fields(item)
+    micros, actor, action, target, outcome, version, clause, request_id, details = row_fields(item)
     time = EPOCH + dt.timedelta(microseconds=micros)
     return Entry(time, actor, action, target, outcome, version, clause, request_id, details)
 
 
-def _context(request: Request) -> dict[str, object]:
+def _context(context: Context) -> dict[str, object]:
     """The request's context as logged: enough to ask the same question again (amendment simulation)."""
-    context = request.context
     logged: dict[str, object] = {}
     if context.mfa:
         logged["mfa"] = True
@@ -254,9 +272,13 @@ def _context(request: Request) -> dict[str, object]:
     return logged
 
 
-def settings_from_env() -> dict[str, object]:
-    """DecisionLog keyword arguments from CHARTER_DECISION_LOG_{SAMPLE,CAPACITY,BATCH,INTERVAL}."""
-    settings: dict[str, object] = {}
+def settings_from_env(writer: str = "thread") -> dict[str, object]:
+    """DecisionLog keyword arguments from CHARTER_DECISION_LOG_{SAMPLE,CAPACITY,BATCH,INTERVAL,WRITER}
+    (`writer` when CHARTER_DECISION_LOG_WRITER is not set)."""
+    chosen = os.environ.get("CHARTER_DECISION_LOG_WRITER", "").strip().lower() or writer
+    if chosen not in WRITERS:
+        raise SystemExit(f"CHARTER_DECISION_LOG_WRITER must be one of {', '.join(WRITERS)}, found {chosen!r}")
+    settings: dict[str, object] = {"writer": chosen}
     for name, kind, field in (
         ("SAMPLE", float, "sample"),
         ("CAPACITY", int, "capacity"),

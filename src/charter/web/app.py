@@ -48,6 +48,7 @@ def create_app(
     freeze_gc: bool = False,
     decision_log: DecisionLog | None = None,
     log_decisions: bool | None = None,
+    decision_writer: str = "thread",
 ) -> FastAPI:
     """The API. `freeze_gc` (for a server process): once started, move everything loaded so far (modules,
     routes, the first snapshot) out of the cyclic garbage collector's sight (`gc.freeze`), so that its
@@ -55,14 +56,16 @@ def create_app(
     rather than tens of milliseconds.
 
     Decisions go to `decision_log` (by default one configured from the environment, see
-    `charter.audit.decisions`; `log_decisions=False` or `CHARTER_DECISION_LOG=off` for none). On shutdown
+    `charter.audit.decisions`, written by `decision_writer`, "thread" or "process", unless
+    CHARTER_DECISION_LOG_WRITER says otherwise; `log_decisions=False` or `CHARTER_DECISION_LOG=off` for
+    none). On shutdown
     the log is drained and both audit chains are checkpointed before the engine stops."""
     from contextlib import asynccontextmanager
 
     if log_decisions is None:
         log_decisions = enabled_from_env()
     if decision_log is None and log_decisions:
-        decision_log = DecisionLog(engine.sessions, engine.audit, engine.clock, **settings_from_env())  # type: ignore[arg-type]
+        decision_log = DecisionLog(engine.sessions, engine.audit, engine.clock, **settings_from_env(decision_writer))  # type: ignore[arg-type]
 
     maintenance = AuditMaintenance(engine)
     admin = admin_ops.Admin(engine)

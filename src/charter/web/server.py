@@ -20,7 +20,8 @@ def app():
     db = make_engine()
     upgrade(db)
     listen = os.environ.get("CHARTER_DISABLE_LISTEN", "").strip().lower() not in ("1", "true", "yes")
-    return create_app(Engine(db, poll_interval=_poll_interval(), listen=listen), freeze_gc=True)
+    engine = Engine(db, poll_interval=_poll_interval(), listen=listen)
+    return create_app(engine, freeze_gc=True, decision_writer="process")
 
 
 def _poll_interval() -> float:
