@@ -130,6 +130,86 @@ def test_decisions_are_logged_with_what_asked_and_why(api):
     assert all(e.time == api.clock.now() for e in logged)
 
 
+def test_an_exchange_is_logged_as_the_decisions_it_holds(api):
+    """The endpoints hand the log whole exchanges (body as received, answer as sent); the writer takes them
+    apart. What it stores must be what logging each decision on its own stores: for a single evaluation
+    with a full context, a batch with defaults and item overrides, a batch cut short by its semantics, and
+    an `evaluations` request without items."""
+    from charter.audit import decisions
+    from charter.web import authzen
+
+    def entity(kind, name):
+        return {"type": kind, "id": name}
+
+    exchanges = [
+        (
+            "/access/v1/evaluation",
+            {
+                "subject": entity("user", "carol"),
+                "action": {"name": "read"},
+                "resource": {"type": "resource", "id": "tickets/1", "properties": {"owner": "carol", "tags": ["a"]}},
+                "context": {"mfa": True, "ip": "10.1.2.3", "time": "2026-11-23T09:00:00+01:00"},
+            },
+        ),
+        (
+            "/access/v1/evaluations",
+            {
+                "subject": entity("user", "alice"),
+                "context": {"mfa": True},
+                "evaluations": [
+                    {"action": {"name": "read"}, "resource": entity("resource", "db:prod/orders")},
+                    {"action": {"name": "delete"}, "resource": entity("resource", "db:prod/orders")},
+                    {"subject": entity("user", "mallory"), "action": {"name": "read"}, "resource": entity("db", "x")},
+                ],
+            },
+        ),
+        (
+            "/access/v1/evaluations",
+            {
+                "options": {"evaluations_semantic": "deny_on_first_deny"},
+                "action": {"name": "delete"},
+                "evaluations": [
+                    {"subject": entity("user", "bob"), "resource": entity("resource", "db:prod/a")},
+                    {"subject": entity("user", "alice"), "resource": entity("resource", "db:prod/b")},
+                ],
+            },
+        ),
+        ("/access/v1/evaluations", {**{"subject": entity("user", "alice")}, "action": {"name": "read"},
+                                    "resource": entity("resource", "db:prod/orders")}),
+    ]  # fmt: skip
+    from charter.clients import verify
+
+    pep = verify(api.http.app.state.engine.clients, api.admin_credential).client_id
+    snapshot = api.http.app.state.engine.snapshot
+    expected = []
+    for number, (path, body) in enumerate(exchanges):
+        request_id = f"exchange-{number}"
+        answer = api.ok("POST", path, json=body, headers={"X-Request-ID": request_id})
+        results = answer.get("evaluations", [answer])
+        if path.endswith("evaluation") or "evaluations" not in body:
+            asked = [authzen.to_request(body)]
+        else:
+            defaults = {key: body[key] for key in authzen.EVALUATION_KEYS if key in body}
+            asked = [authzen.to_request(authzen.merged(defaults, e, i)) for i, e in enumerate(body["evaluations"])]
+        assert len(results) <= len(asked)
+        for request in asked[: len(results)]:
+            decision = snapshot.evaluate(request)
+            item = decisions.queued(decisions._ns(api.clock.now()), request, decision, pep, request_id)
+            expected.append(decisions.row_fields(item))
+    assert len(expected) == 1 + 3 + 1 + 1  # the third exchange stops at its first deny
+    log = api.http.app.state.decision_log
+    log.flush()
+    with api.http.app.state.engine.sessions() as session:
+        logged = [r.entry for r in store.records(session, "decisions")]
+    stored = sorted(
+        (int((e.time - decisions.EPOCH) / dt.timedelta(microseconds=1)), e.actor, e.action, e.target, e.outcome,
+         e.charter_version, e.clause, e.request_id, e.details)
+        for e in logged
+    )  # fmt: skip
+    assert stored == sorted(expected, key=lambda row: row[:8])
+    assert any(row[-1].get("context", {}).get("resource_attributes") for row in stored)
+
+
 # --- the queue, without a server -------------------------------------------------------------------
 
 ALLOW = Decision(True, Basis.PERMISSION, "c", 0, 1)

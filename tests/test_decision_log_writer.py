@@ -53,14 +53,16 @@ def test_the_writer_stores_the_records_store_append_stores(db, tmp_path):
         pep, request_id = (None, None) if i % 4 == 0 else (f"client-{i % 2}", f"req-{i}")
         clock.advance(STEPS[i % len(STEPS)])
         log.record(request, decision, pep, request_id)
-        queued.append(decisions.queued(decisions._ns(clock.now()), request, decision, pep, request_id))
+        queued.append(
+            (request.resource, decisions.queued(decisions._ns(clock.now()), request, decision, pep, request_id))
+        )
     log.flush()
     assert log.written == 60 and log.pending == 0
 
     # The same decisions, in the order the writer wrote them (each batch sorted by time), the ordinary way.
     with sessions(db)() as session:
         order = [row.target for row in session.execute(text("SELECT target FROM decision_records ORDER BY seq"))]
-    by_target = {item[4]: item for item in queued}  # each decision's resource is its own
+    by_target = dict(queued)  # each decision's resource is its own
     assert sorted(order) == sorted(by_target)
     ordered = [by_target[target] for target in order]
     entries = [decisions._entry(item) for item in ordered]

@@ -1,7 +1,7 @@
 """Where the decision log's batches are written: in a thread of the server, or in a writer process of its own.
 
-Both take a batch of queued decisions (`decisions.queued` tuples) and append it to the "decisions" chain in
-one transaction, raising when the store refused it (the log keeps the batch and tries again).
+Both take a batch of queued decisions (`decisions.queued` tuples) and append it, ordered by time, to the
+"decisions" chain in one transaction, raising when the store refused it (the log keeps the batch and tries again).
 
 - `ThreadWriter` does the work in the calling thread: turning decisions into rows, hashing and inserting
   them (about 10 µs a decision). Simple, and what tests with an injected clock use; but that work holds
@@ -21,6 +21,7 @@ The pipe carries pickles between a process and its own child, nothing else can w
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import signal
 import struct
@@ -36,6 +37,7 @@ from charter.audit.trail import AuditTrail
 
 log = logging.getLogger("charter.audit")
 _LENGTH = struct.Struct(">I")
+NICENESS = 19
 
 
 class WriteFailed(Exception):
@@ -48,9 +50,9 @@ class ThreadWriter:
         self.trail = trail
 
     def write(self, items: list[tuple]) -> None:
-        from charter.audit.decisions import row_fields
+        from charter.audit.decisions import rows_of
 
-        fields = [row_fields(item) for item in items]
+        fields = [row for item in sorted(items, key=_time_of) for row in rows_of(item)]  # the chain in time order
         trail = self.trail
         with self.sessions.begin() as session:
             store.append_fields(
@@ -127,6 +129,10 @@ class ProcessWriter:
         child.stdout.close()
 
 
+def _time_of(item: tuple) -> int:
+    return item[2]
+
+
 def _send(pipe: BinaryIO, payload: bytes) -> None:
     pipe.write(_LENGTH.pack(len(payload)))
     pipe.write(payload)
@@ -153,6 +159,9 @@ def main() -> None:
     # (by closing the pipe, after its last batch), so a batch is never cut off by a signal meant for it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Decisions first: when the machine is saturated, the writer gets what the server leaves (its queue
+    # then fills, and the oldest sampled allows are dropped and counted), rather than slowing answers.
+    os.nice(NICENESS)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s charter.audit.writer: %(message)s")
     from charter.audit.signing import Keyring
     from charter.store.db import make_engine, sessions

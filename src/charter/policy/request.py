@@ -34,10 +34,6 @@ class Context:
         self.scopes = scopes
         self.resource_attributes = resource_attributes
 
-    def __reduce__(self):
-        # Pickled in the decision log's batches (the mapping proxy itself does not pickle).
-        return Context, (self.mfa, self.ip, self.time, self.scopes, dict(self.resource_attributes))
-
     def __repr__(self) -> str:
         return (
             f"Context(mfa={self.mfa!r}, ip={self.ip!r}, time={self.time!r}, scopes={set(self.scopes)!r}, "

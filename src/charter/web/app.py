@@ -369,7 +369,8 @@ def _direct_endpoints(app: FastAPI) -> dict:
 
 
 def _authzen_routes(app: FastAPI, engine: Engine, decision_log: DecisionLog | None) -> None:
-    record = decision_log.record if decision_log is not None else None
+    # The decision log takes each exchange whole (the body as received, the answer as sent): nothing per decision.
+    record = decision_log.record_exchange if decision_log is not None else None
 
     @app.post(
         "/access/v1/evaluation",
@@ -382,9 +383,11 @@ def _authzen_routes(app: FastAPI, engine: Engine, decision_log: DecisionLog | No
         request_ = authzen.to_request(await _json_body(request))
         snapshot = engine.snapshot
         decision = snapshot.evaluate(request_)
+        answer = orjson.dumps(authzen.decision_json(decision, snapshot.revision))
         if record is not None:
-            record(request_, decision, caller.client_id, REQUEST_ID.get())
-        return _json(authzen.decision_json(decision, snapshot.revision))
+            keep = not decision.allowed or decision.grant is not None
+            record(await request.body(), answer, 1, keep, caller.client_id, REQUEST_ID.get())
+        return Response(answer, media_type="application/json")
 
     @app.post(
         "/access/v1/evaluations",
@@ -401,27 +404,30 @@ def _authzen_routes(app: FastAPI, engine: Engine, decision_log: DecisionLog | No
         semantic = authzen.semantic(body.get("options"))
         defaults = {key: body[key] for key in authzen.EVALUATION_KEYS if key in body}
         snapshot = engine.snapshot
-        request_id = REQUEST_ID.get()
         if items is None:  # absent or empty: a single evaluation, answered with a single decision
-            request_ = authzen.to_request(defaults)
-            decision = snapshot.evaluate(request_)
+            decision = snapshot.evaluate(authzen.to_request(defaults))
+            answer = orjson.dumps(authzen.decision_json(decision, snapshot.revision))
             if record is not None:
-                record(request_, decision, caller.client_id, request_id)
-            return _json(authzen.decision_json(decision, snapshot.revision))
+                keep = not decision.allowed or decision.grant is not None
+                record(await request.body(), answer, 1, keep, caller.client_id, REQUEST_ID.get())
+            return Response(answer, media_type="application/json")
         requests = [
             authzen.to_request(authzen.merged(defaults, item, i), f"evaluations[{i}]") for i, item in enumerate(items)
         ]
         results = []
+        keep = False
         for request_ in requests:
             decision = snapshot.evaluate(request_)
-            if record is not None:
-                record(request_, decision, caller.client_id, request_id)
+            keep = keep or not decision.allowed or decision.grant is not None
             results.append(authzen.decision_json(decision, snapshot.revision))
             if (semantic == "deny_on_first_deny" and not decision.allowed) or (
                 semantic == "permit_on_first_permit" and decision.allowed
             ):
                 break
-        return _json({"evaluations": results})
+        answer = orjson.dumps({"evaluations": results})
+        if record is not None:
+            record(await request.body(), answer, len(results), keep, caller.client_id, REQUEST_ID.get())
+        return Response(answer, media_type="application/json")
 
     @app.get("/.well-known/authzen-configuration", tags=["AuthZEN"], summary="PDP metadata (AuthZEN 1.0)")
     async def configuration(request: Request) -> Response:
