@@ -137,3 +137,67 @@ def test_the_cli_plans_applies_and_shows_the_text_in_force_on_any_date(api, back
     assert "version 0" in old and "on weekdays between 08:00 and 18:00 UTC" in old
     assert "version 1" in new and "on weekdays between 08:00" not in new
     assert 'Partner "acme-logistics" may read "api:shipments/*"' in new
+
+
+def test_a_simulation_replays_the_decision_log_and_names_each_flip_by_clause(api):
+    """Logged traffic replayed against amendment 1: carol's weekend reads (denied today by clause 2's
+    weekday window, with MFA) and acme-logistics' shipment reads (denied by default) would be allowed;
+    carol's weekday reads and alice's reads are the same under both versions."""
+    api.ok("POST", f"{ADMIN}/amendments", 201, content=AMENDMENT_1)
+    saturday = {"mfa": True, "time": "2026-05-30T10:00:00Z"}
+    for ticket in range(3):
+        assert api.decide("carol", "read", f"tickets/{ticket}", **saturday)["decision"] is False
+    assert api.decide("carol", "read", "tickets/7", mfa=True, time="2026-05-27T10:00:00Z")["decision"] is True
+    assert api.decide("alice", "read", "db:prod/orders")["decision"] is True
+    partner = api.decide("acme-logistics", "read", "api:shipments/9", "partner", scopes=["shipments.read"])
+    assert partner["decision"] is False
+    api.http.app.state.decision_log.flush()
+    api.clock.advance(dt.timedelta(minutes=1))
+
+    report = api.ok("GET", f"{ADMIN}/amendments/1/simulate")
+    assert (report["replayed"], report["flips"], report["deny_to_allow"], report["allow_to_deny"]) == (6, 4, 4, 0)
+    assert report["window"]["days"] == 30
+    weekend, shipments = report["groups"]
+    assert (weekend["direction"], weekend["clause_before"], weekend["clause_after"], weekend["count"]) == (
+        "deny -> allow",
+        2,
+        2,
+        3,
+    )
+    assert weekend["summary"] == "denied by clause 2, allowed by clause 2"
+    assert [e["resource"] for e in weekend["examples"]] == ["tickets/0", "tickets/1", "tickets/2"]
+    assert "weekdays" in weekend["examples"][0]["reasons"][0]
+    assert (shipments["clause_before"], shipments["clause_after"], shipments["count"]) == (None, 21, 1)
+    assert shipments["examples"][0]["subject"] == "partner:acme-logistics"
+
+    # A window that ends before the traffic replays nothing; a bad window is a 400 naming the parameter.
+    api.clock.advance(dt.timedelta(days=2))
+    assert api.ok("GET", f"{ADMIN}/amendments/1/simulate?days=1")["replayed"] == 0
+    bad = api.request("GET", f"{ADMIN}/amendments/1/simulate?days=0")
+    assert bad.status_code == 400 and "days" in bad.text
+    assert api.request("GET", f"{ADMIN}/amendments/9/simulate").status_code == 404
+
+
+def test_a_simulation_counts_allows_that_would_be_denied():
+    """Pure: striking the clause that allowed a logged decision flips it to a default deny."""
+    from charter.policy.request import Context
+    from charter.policy.simulate import Logged, simulate
+    from test_policy import WEDNESDAY_10, snapshot
+
+    clauses = ('Members of group "sre" may read "db:*".', 'Members of group "support" may read "tickets/*".')
+    strike = (
+        'Amendment 1 to Charter "T".\n  Effective 2026-12-01.\n  Reason "r".\n'
+        '  Approved by 1 member of group "admins".\n\nStrike clause 1.\n'
+    )
+    current, proposed = snapshot(*clauses), snapshot(*clauses, amendments=[strike])
+    logged = [
+        Logged(WEDNESDAY_10, "user", who, "read", resource, Context(time=WEDNESDAY_10))
+        for who, resource in (("alice", "db:a"), ("bob", "tickets/1"), ("carol", "db:b"), ("alice", "x"))
+    ]
+    seen = []
+    report = simulate(current, proposed, logged, progress=seen.append, every=2)
+    assert (report.replayed, report.flips, report.flipped("allow -> deny")) == (4, 2, 2)
+    [group] = report.ordered()
+    assert group.describe() == "allowed by clause 1, denied by default (no clause)"
+    assert [e.logged.subject for e in group.examples] == ["alice", "carol"]
+    assert seen == [2, 4, 4]

@@ -477,6 +477,19 @@ class Admin:
             result = amendments.plan(session, row, repository.load(session), self.now())
         return {"number": number, "status": row.status, **result.to_json()}
 
+    def simulate_amendment(
+        self, caller: Caller, number: int, days: int = amendments.DEFAULT_SIMULATION_DAYS, progress=None
+    ) -> dict:
+        """Every logged decision of the last `days` that the amendment would flip, grouped by clause."""
+        name = self.engine.snapshot.charter
+        with self.read(caller, f"charter:{name}") as session:
+            row = amendments.find(session, name, number)
+            report, since, until = amendments.simulate(
+                session, row, repository.load(session), self.now(), days, progress
+            )
+        window = {"from": since.isoformat(), "to": until.isoformat(), "days": days}
+        return {"number": number, "status": row.status, "window": window, **report.to_json()}
+
     def apply_due_amendments(self, actor: str) -> list[dict]:
         """Apply every approved amendment whose date has come (the scheduler, `charter amend apply`).
 

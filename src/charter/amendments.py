@@ -9,7 +9,9 @@ work in the caller's transaction; authorisation and the audit record are the cal
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -26,6 +28,8 @@ from charter.language.parser import parse_amendment, parse_charter
 from charter.policy.plan import Plan
 from charter.policy.plan import plan as access_plan
 from charter.policy.quorum import Tally, tally
+from charter.policy.simulate import Logged, Simulation
+from charter.policy.simulate import simulate as replay
 from charter.policy.snapshot import compile_snapshot
 from charter.store.models import AmendmentRow, AmendmentVerdictRow, CharterVersionRow
 
@@ -195,17 +199,73 @@ def apply(session: Session, row: AmendmentRow, directory: Directory, now: dt.dat
 
 def plan(session: Session, row: AmendmentRow, directory: Directory, now: dt.datetime) -> Plan:
     """Who gains and loses what if `row` joined the amendments in force, on its effective date (or today)."""
-    base = charter_row(session)
-    charter = parse_charter(base.text, "charter")
-    in_force = [parsed(r) for r in live(session, row.charter_name) if r.status == "in_force"]
+    current, proposed = _versions(session, row, now)
     day = max(now.date(), row.effective)
     at = FixedClock.on(day)
-    before = compile_snapshot(consolidate(charter, in_force, day), directory, clock=at)
-    after = compile_snapshot(consolidate(charter, [*in_force, parsed(row)], day), directory, clock=at)
+    before = compile_snapshot(current, directory, clock=at)
+    after = compile_snapshot(proposed, directory, clock=at)
+    charter = parse_charter(charter_row(session).text, "charter")
+    in_force = [parsed(r) for r in live(session, row.charter_name) if r.status == "in_force"]
     names = directory.names()
     old = {d.message for d in check(charter, in_force, names, day, "charter").warnings}
     new = {d.message for d in check(charter, [*in_force, parsed(row)], names, day, "charter").warnings}
     return access_plan(before, after, sorted(new - old), sorted(old - new))
+
+
+DEFAULT_SIMULATION_DAYS = 30
+
+
+def simulate(
+    session: Session,
+    row: AmendmentRow,
+    directory: Directory,
+    now: dt.datetime,
+    days: int = DEFAULT_SIMULATION_DAYS,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Simulation, dt.datetime, dt.datetime]:
+    """Replay the decision log of the last `days` against the version in force and the one `row` would
+    make, as if it had taken effect at the start of the window; the result and the window.
+    `progress(done, total)` as it goes. (The version in force today stands for the whole window, even
+    if another amendment took effect within it.)"""
+    import orjson
+
+    from charter.audit import store as audit_store
+    from charter.audit.decisions import logged_context
+
+    if days < 1:
+        raise Refused(f"the window must be at least 1 day, found {days}", 400)
+    since = now - dt.timedelta(days=days)
+    current, proposed = _versions(session, row, now, backdate=since.date())
+    total = audit_store.time_span(session, audit_store.DECISIONS, since, now)[2]
+
+    def questions():
+        for time, actor, action, target, details in audit_store.decision_questions(session, since, now):
+            subject_type, _, subject = actor.partition(":")
+            context = logged_context(orjson.loads(details), time)
+            yield Logged(time, subject_type, subject, action, target, context)
+
+    before = compile_snapshot(current, directory, clock=FixedClock(now))
+    after = compile_snapshot(proposed, directory, clock=FixedClock(now))
+    report = replay(before, after, questions(), (lambda done: progress(done, total)) if progress else None)
+    return report, since, now
+
+
+def _versions(
+    session: Session, row: AmendmentRow, now: dt.datetime, backdate: dt.date | None = None
+) -> tuple[Consolidated, Consolidated]:
+    """The version in force and the one with `row` added, both as of its effective date (or today).
+
+    `backdate` (for a replay of past decisions) makes the amendment take effect that day instead (or as
+    soon after as the charter and the amendments in force allow), so that what it inserts for a time
+    ("for 90 days") counts as in force over the past it is replayed against."""
+    charter = parse_charter(charter_row(session).text, "charter")
+    in_force = [parsed(r) for r in live(session, row.charter_name) if r.status == "in_force"]
+    amendment = parsed(row)
+    if backdate is not None:
+        earliest = max([backdate, charter.effective, *(a.effective for a in in_force)])
+        amendment = dataclasses.replace(amendment, effective=min(amendment.effective, earliest))
+    day = max(now.date(), amendment.effective)
+    return consolidate(charter, in_force, day), consolidate(charter, [*in_force, amendment], day)
 
 
 def versions_as_of(session: Session, day: dt.date) -> Consolidated | None:

@@ -36,7 +36,7 @@ from charter.audit.trail import AuditTrail
 from charter.audit.writer import ProcessWriter, ThreadWriter
 from charter.clock import Clock, SystemClock
 from charter.policy.decision import Basis, Decision
-from charter.policy.request import Request
+from charter.policy.request import Context, Request
 
 log = logging.getLogger("charter.audit")
 DEFAULT_CAPACITY = 100_000
@@ -389,6 +389,21 @@ def row_fields(item: tuple) -> store.Fields:
         clause,
         request_id,
         details,
+    )
+
+
+def logged_context(details: Mapping[str, object], written: dt.datetime) -> Context:
+    """The context a logged decision was asked with (the inverse of `row_fields`), at the moment it was
+    decided: its own `time` when it had one, else `written`, the record's time."""
+    context = details.get("context") or {}
+    assert isinstance(context, dict)
+    moment = context.get("time")
+    return Context(
+        mfa=bool(context.get("mfa")),
+        ip=context.get("ip"),
+        time=dt.datetime.fromisoformat(moment) if isinstance(moment, str) else written,
+        scopes=frozenset(context.get("scopes") or ()),
+        resource_attributes=context.get("resource_attributes") or {},
     )
 
 

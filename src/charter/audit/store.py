@@ -307,6 +307,30 @@ def records(
         last_seq, last_id = rows[-1].seq, rows[-1].id
 
 
+def decision_questions(
+    session: Session, time_from: dt.datetime, time_to: dt.datetime, batch: int = 20_000
+) -> Iterator[tuple[dt.datetime, str, str, str, str]]:
+    """What each logged decision asked, written in [time_from, time_to), in seq order: (time, actor, action,
+    target, details as stored). For replaying the log (amendment simulation): a few columns, no Record."""
+    table = DecisionRecordRow.__table__
+    columns = (table.c.time, table.c.actor, table.c.action, table.c.target, table.c.details)
+    last_seq, last_id = 0, 0
+    while True:
+        query = (
+            select(*columns, table.c.seq, table.c.id)
+            .where(*during(table.c, time_from, time_to))
+            .where(or_(table.c.seq > last_seq, and_(table.c.seq == last_seq, table.c.id > last_id)))
+            .order_by(table.c.seq, table.c.id)
+            .limit(batch)
+        )
+        rows = session.execute(query).all()
+        for row in rows:
+            yield aware(row[0]), row[1], row[2], row[3], row[4]
+        if len(rows) < batch:
+            return
+        last_seq, last_id = rows[-1][5], rows[-1][6]
+
+
 def time_span(
     session: Session, chain: str, time_from: dt.datetime | None = None, time_to: dt.datetime | None = None
 ) -> tuple[int, int, int]:

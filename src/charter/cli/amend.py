@@ -17,7 +17,8 @@ from charter.cli.audit import _database, operator
 
 @click.group("amend")
 def amend_group() -> None:
-    """Amendments in the store: their plan, and applying those whose date has come."""
+    """Amendments in the store: their plan, a replay of the decision log against them, and applying those
+    whose date has come."""
 
 
 @amend_group.command("apply")
@@ -75,6 +76,59 @@ def plan_command(number: int, as_json: bool) -> None:
         click.echo(f"  new warning: {warning}")
     for warning in plan.resolved_warnings:
         click.echo(f"  resolved warning: {warning}")
+
+
+@amend_group.command("simulate")
+@click.argument("number", type=int)
+@click.option(
+    "--days", default=30, show_default=True, type=click.IntRange(1, 3660), help="The window: the last N days."
+)
+@click.option("--examples", default=3, show_default=True, type=click.IntRange(0, 3), help="Examples per group.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def simulate_command(number: int, days: int, examples: int, as_json: bool) -> None:
+    """Replay the decision log of the last DAYS against amendment NUMBER: every decision that would flip."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from charter import amendments
+    from charter.directory import repository
+
+    _, sessions = _database()
+    columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with sessions() as session, Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        try:
+            base = amendments.charter_row(session)
+            row = amendments.find(session, base.name, number)
+        except amendments.Refused as refused:
+            click.echo(f"charter: {refused}", err=True)
+            sys.exit(2)
+        task = bar.add_task("replay", total=None)
+        report, since, until = amendments.simulate(
+            session,
+            row,
+            repository.load(session),
+            dt.datetime.now(dt.UTC),
+            days,
+            lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    if as_json:
+        window = {"from": since.isoformat(), "to": until.isoformat(), "days": days}
+        click.echo(json.dumps({"number": number, "status": row.status, "window": window, **report.to_json()}, indent=2))
+        return
+    click.echo(
+        f"Amendment {number}: {report.replayed:,} decisions logged from {since:%Y-%m-%d %H:%M} to "
+        f"{until:%Y-%m-%d %H:%M} UTC replayed; {report.flips:,} would flip "
+        f"({report.flipped('allow -> deny'):,} allow -> deny, {report.flipped('deny -> allow'):,} deny -> allow)"
+    )
+    for group in report.ordered():
+        click.echo(f"  {group.count:>8,}  {group.direction}: {group.describe()}")
+        for example in group.examples[:examples]:
+            logged = example.logged
+            why = f" ({'; '.join(example.reasons)})" if example.reasons else ""
+            click.echo(
+                f"            e.g. {logged.time:%Y-%m-%d %H:%M:%S} {logged.subject_type} {logged.subject} "
+                f"{logged.action} {logged.resource}{why}"
+            )
 
 
 @click.command("show")

@@ -783,6 +783,17 @@ def _amendment_routes(router: APIRouter, ops, run) -> None:
         admin, caller = ops(request)
         return _json(await run(admin.plan_amendment, caller, number))
 
+    @router.get(
+        "/amendments/{number}/simulate",
+        tags=["amendments"],
+        summary="Replay the decision log against it: every decision that would flip, grouped by clause",
+    )
+    async def simulate(
+        number: int, request: Request, days: Annotated[int, Query(ge=1, le=3660)] = amendments.DEFAULT_SIMULATION_DAYS
+    ) -> Response:
+        admin, caller = ops(request)
+        return _json(await run(admin.simulate_amendment, caller, number, days))
+
     for verdict in ("approve", "reject"):
         _verdict_route(router, ops, run, verdict)
 
