@@ -75,6 +75,7 @@ http_bench = _load_http_bench()
 SINGLE_PATH, BATCH_PATH, BATCH = http_bench.SINGLE_PATH, http_bench.BATCH_PATH, http_bench.BATCH
 SETTINGS = ("off", "on")
 DROPPED = re.compile(r"decision log stopped: (\d+) decisions written, (\d+) allowed ones dropped")
+NOT_LOGGED = re.compile(r"(\d+) denied or privileged ones not logged")
 
 
 # --- in process -------------------------------------------------------------------------------------------
@@ -179,6 +180,7 @@ class Outcome:
     dropped: int
     drain_s: float
     answers: list = field(default_factory=list)
+    not_logged: int = 0  # denies/privileged decisions past the kept queue's limit, as the server reported
 
     @property
     def decisions(self) -> float:
@@ -292,9 +294,20 @@ def run_one(setting, mode, round_, options, env, credential, bodies, connections
     output = "\n".join(server.output)
     written = decision_rows(env) - before
     dropped = sum(int(m.group(2)) for m in DROPPED.finditer(output))
+    not_logged = sum(int(m.group(1)) for m in NOT_LOGGED.finditer(output))  # the kept queue past its limit
     slack = (2 if options.warmup else 1) * conns * per_request
     return Outcome(
-        setting, mode, round_, run, answered if answered is not None else -1, slack, written, dropped, drain, answers
+        setting,
+        mode,
+        round_,
+        run,
+        answered if answered is not None else -1,
+        slack,
+        written,
+        dropped,
+        drain,
+        answers,
+        not_logged,
     )
 
 
@@ -466,6 +479,7 @@ def report(outcome: Outcome, problems: list[str]) -> None:
             problems.append(
                 f"{outcome.mode}, round {outcome.round}: {outcome.answered:,} decisions answered but "
                 f"{outcome.written:,} written + {outcome.dropped:,} dropped"
+                + (f"; the server said {outcome.not_logged:,} were not logged" if outcome.not_logged else "")
             )
 
 

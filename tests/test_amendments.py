@@ -201,3 +201,28 @@ def test_a_simulation_counts_allows_that_would_be_denied():
     assert group.describe() == "allowed by clause 1, denied by default (no clause)"
     assert [e.logged.subject for e in group.examples] == ["alice", "carol"]
     assert seen == [2, 4, 4]
+
+
+def test_the_cli_simulates_over_the_log_with_a_progress_bar_and_json(api, backend):
+    from click.testing import CliRunner
+
+    from charter.cli.main import cli
+
+    api.ok("POST", f"{ADMIN}/amendments", 201, content=AMENDMENT_1)
+    for ticket in range(2):
+        api.decide("carol", "read", f"tickets/{ticket}", mfa=True, time="2026-05-30T10:00:00Z")
+    api.decide("alice", "read", "db:prod/orders")
+    api.http.app.state.decision_log.flush()
+    env = {"CHARTER_DATABASE_URL": backend.url}
+    # The log was written at the test clock's time (2026-06-01); the CLI asks at the machine's.
+    days = (dt.datetime.now(dt.UTC) - api.clock.now()).days + 2
+    table = CliRunner().invoke(cli, ["amend", "simulate", "1", "--days", str(days)], env=env)
+    assert table.exit_code == 0, table.output
+    assert "3 decisions logged" in table.output and "replayed; 2 would flip" in table.output
+    assert "2  deny -> allow: denied by clause 2, allowed by clause 2" in table.output
+    assert "e.g. 2026-06-01 10:00:00 user carol read tickets/0" in table.output
+    as_json = CliRunner().invoke(cli, ["amend", "simulate", "1", "--days", str(days), "--json"], env=env)
+    assert as_json.exit_code == 0, as_json.output
+    assert '"flips": 2' in as_json.output
+    missing = CliRunner().invoke(cli, ["amend", "simulate", "7"], env=env)
+    assert missing.exit_code == 2 and "no amendment 7" in missing.output

@@ -109,8 +109,10 @@ class DecisionLog:
     def _queue(self, keep: bool, count: int, item: tuple) -> None:
         if keep:
             if self._kept_added - self._kept_taken >= self.kept_limit:
+                before = self.kept_overflow
                 self.kept_overflow += count
-                log.error("decision log: %d denies/privileged decisions not logged so far", self.kept_overflow)
+                if before == 0 or before // 10_000 != self.kept_overflow // 10_000:
+                    log.error("decision log: %d denies/privileged decisions not logged so far", self.kept_overflow)
                 return
             self._kept.append(item)
             self._kept_added += count
