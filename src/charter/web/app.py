@@ -372,6 +372,13 @@ def _authzen_routes(app: FastAPI, engine: Engine, decision_log: DecisionLog | No
     # The decision log takes each exchange whole (the body as received, the answer as sent): nothing per decision.
     record = decision_log.record_exchange if decision_log is not None else None
 
+    async def answer_one(request: Request, caller: Caller, decision, revision: int) -> Response:
+        answer = orjson.dumps(authzen.decision_json(decision, revision))
+        if record is not None:
+            keep = not decision.allowed or decision.grant is not None
+            record(await request.body(), answer, 1, keep, caller.client_id, REQUEST_ID.get())
+        return Response(answer, media_type="application/json")
+
     @app.post(
         "/access/v1/evaluation",
         tags=["AuthZEN"],
@@ -382,12 +389,7 @@ def _authzen_routes(app: FastAPI, engine: Engine, decision_log: DecisionLog | No
         caller = caller_of(request)
         request_ = authzen.to_request(await _json_body(request))
         snapshot = engine.snapshot
-        decision = snapshot.evaluate(request_)
-        answer = orjson.dumps(authzen.decision_json(decision, snapshot.revision))
-        if record is not None:
-            keep = not decision.allowed or decision.grant is not None
-            record(await request.body(), answer, 1, keep, caller.client_id, REQUEST_ID.get())
-        return Response(answer, media_type="application/json")
+        return await answer_one(request, caller, snapshot.evaluate(request_), snapshot.revision)
 
     @app.post(
         "/access/v1/evaluations",
@@ -405,12 +407,7 @@ def _authzen_routes(app: FastAPI, engine: Engine, decision_log: DecisionLog | No
         defaults = {key: body[key] for key in authzen.EVALUATION_KEYS if key in body}
         snapshot = engine.snapshot
         if items is None:  # absent or empty: a single evaluation, answered with a single decision
-            decision = snapshot.evaluate(authzen.to_request(defaults))
-            answer = orjson.dumps(authzen.decision_json(decision, snapshot.revision))
-            if record is not None:
-                keep = not decision.allowed or decision.grant is not None
-                record(await request.body(), answer, 1, keep, caller.client_id, REQUEST_ID.get())
-            return Response(answer, media_type="application/json")
+            return await answer_one(request, caller, snapshot.evaluate(authzen.to_request(defaults)), snapshot.revision)
         requests = [
             authzen.to_request(authzen.merged(defaults, item, i), f"evaluations[{i}]") for i, item in enumerate(items)
         ]
