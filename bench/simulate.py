@@ -45,16 +45,6 @@ def _load_http_bench():
     return module
 
 
-AMENDMENT = """Amendment 1 to Charter "Acme Production Access".
-  Effective 2026-12-15.
-  Reason "Support moves to MFA; partner access for Acme Logistics".
-  Approved by 1 member of group "security" and 1 member of group "eng-leads".
-
-Replace clause 2 with: Members of group "support" may read "tickets/*" with MFA.
-Insert clause 21: Partner "acme-logistics" may read "api:shipments/*"
-                  with scope "shipments.read" for 90 days.
-Strike clause 15.
-"""
 WRITE_BATCH = 50_000
 
 
@@ -74,7 +64,7 @@ def run(url: str, count: int, days: int) -> int:
     from charter import amendments
     from charter.audit import decisions
     from charter.audit.writer import ThreadWriter
-    from charter.bootstrap import initialize
+    from charter.bootstrap import initialize, sample
     from charter.clock import FixedClock
     from charter.directory import repository
     from charter.engine import Engine
@@ -118,7 +108,7 @@ def run(url: str, count: int, days: int) -> int:
 
     with engine.sessions.begin() as session:
         directory = repository.load(session)
-        row = amendments.propose(session, AMENDMENT, directory, "user:erin", now).row
+        row = amendments.propose(session, sample("amendment-1.amendment"), directory, "user:erin", now).row
         number = row.number
 
     # The measured part: what `charter amend simulate` and the API do.

@@ -5,19 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from charter.audit import store
+from charter.bootstrap import sample
 
 ADMIN = "/admin/v1"
 
-AMENDMENT_1 = """Amendment 1 to Charter "Acme Production Access".
-  Effective 2026-12-15.
-  Reason "Support moves to MFA; partner access for Acme Logistics".
-  Approved by 1 member of group "security" and 1 member of group "eng-leads".
-
-Replace clause 2 with: Members of group "support" may read "tickets/*" with MFA.
-Insert clause 21: Partner "acme-logistics" may read "api:shipments/*"
-                  with scope "shipments.read" for 90 days.
-Strike clause 15.
-"""
+AMENDMENT_1 = sample("amendment-1.amendment")  # the Acme amendment 4, as the first of the sample charter
 
 
 def _member(api, name: str, groups: list[str]) -> str:
