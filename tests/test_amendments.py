@@ -68,6 +68,7 @@ def test_an_amendment_is_proposed_planned_approved_by_quorum_and_applied_on_its_
         ("amendment.approve", "denied"),
         ("amendment.approve", "denied"),
         ("amendment.approve", "ok"),
+        ("amendment.approve", "denied"),  # sam a second time
         ("amendment.approve", "ok"),
         ("amendment.apply", "ok"),
     ]

@@ -27,7 +27,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from charter import amendments, charters
+from charter import amendments, charters, expectation_files
 from charter import clients as client_store
 from charter.audit import export as audit_export
 from charter.audit import store as audit_store
@@ -404,21 +404,82 @@ class Admin:
     # Who may propose: the charter's owners, or whoever the charter lets manage it. Who may approve or
     # reject: a member of a group the amendment's `Approved by` line names, never its proposer.
 
-    def propose_amendment(self, caller: Caller, text: str) -> Done:
-        """Check and store an amendment as proposed; its plan and quorum are then on `get_amendment`."""
+    def propose_amendment(
+        self,
+        caller: Caller,
+        text: str,
+        *,
+        draft: bool = False,
+        expectations: object = None,
+        canary: object = None,
+    ) -> Done:
+        """Check and store an amendment as proposed (or as a draft); its plan and quorum are then readable.
+
+        `expectations` are the expectation files it updates ({name: text or None}), `canary` its canary plan."""
         name = self.engine.snapshot.charter
         resource = f"charter:{name}/amendments"
         decision = self._may_propose(caller, resource)
-        with self._transaction(caller, resource, "amendment.propose", decision) as change:
+        operation = "amendment.draft" if draft else "amendment.propose"
+        with self._transaction(caller, resource, operation, decision) as change:
             directory = repository.load(change.session)
-            proposed = amendments.propose(change.session, text, directory, _subject_key(caller), self.now())
+            proposed = amendments.propose(
+                change.session,
+                text,
+                directory,
+                _subject_key(caller),
+                self.now(),
+                draft=draft,
+                expectations=expectations,
+                canary=canary,
+            )
             warnings = [d.headline() for d in proposed.warnings]
-            change.details.update(number=proposed.row.number, effective=proposed.row.effective.isoformat())
+            change.details.update(
+                number=proposed.row.number,
+                effective=proposed.row.effective.isoformat(),
+                expectation_updates=sorted(proposed.row.expectations or {}),
+                canary=proposed.row.canary,
+            )
             view = amendments.view(change.session, proposed.row)
         return Done(change.revision, {**view, "warnings": warnings})
 
+    def edit_amendment(
+        self, caller: Caller, number: int, text: str, *, expectations: object = None, canary: object = None
+    ) -> Done:
+        """Replace a draft's text, expectation updates and canary plan: its author, or a charter manager."""
+        resource, decision = self._as_author(caller, number, "amendment.edit")
+        with self._transaction(caller, resource, "amendment.edit", decision) as change:
+            row = amendments.find(change.session, self.engine.snapshot.charter, number)
+            directory = repository.load(change.session)
+            edited = amendments.edit_draft(
+                change.session, row, text, directory, self.now(), expectations=expectations, canary=canary
+            )
+            change.details.update(number=number, expectation_updates=sorted(row.expectations or {}), canary=row.canary)
+            view = amendments.view(change.session, row)
+        return Done(change.revision, {**view, "warnings": [d.headline() for d in edited.warnings]})
+
+    def submit_amendment(self, caller: Caller, number: int) -> Done:
+        """A draft becomes proposed (checked again): its author, or a charter manager."""
+        resource, decision = self._as_author(caller, number, "amendment.propose")
+        with self._transaction(caller, resource, "amendment.propose", decision) as change:
+            row = amendments.find(change.session, self.engine.snapshot.charter, number)
+            submitted = amendments.submit(change.session, row, repository.load(change.session), self.now())
+            change.details.update(number=number, from_draft=True)
+            view = amendments.view(change.session, row)
+        return Done(change.revision, {**view, "warnings": [d.headline() for d in submitted.warnings]})
+
+    def _as_author(self, caller: Caller, number: int, operation: str) -> tuple[str, Decision | None]:
+        """The amendment's resource, and the decision letting a caller who is not its proposer act on it."""
+        name = self.engine.snapshot.charter
+        with self.engine.sessions() as session:
+            proposer = amendments.find(session, name, number).proposed_by
+        if proposer == _subject_key(caller):
+            return f"charter:{name}/amendments/{number}", None
+        return f"charter:{name}/amendments/{number}", self.authorize(caller, "manage", f"charter:{name}", operation)
+
     def decide_amendment(self, caller: Caller, number: int, verdict: str, comment: str | None = None) -> Done:
-        """Approve or reject (verdict "approve" | "reject") as one person counted for their groups."""
+        """Approve or reject (verdict "approve" | "reject") as one person counted for their groups.
+
+        A refused verdict (not eligible, the proposer, twice, failing expectations) is audited as denied."""
         if verdict not in ("approve", "reject"):
             raise Invalid("verdict", f'expected "approve" or "reject", found {verdict!r}')
         name = self.engine.snapshot.charter
@@ -429,11 +490,14 @@ class Admin:
         try:
             with self._transaction(caller, resource, operation, None) as change:
                 row = amendments.find(change.session, name, number)
-                result = amendments.decide(change.session, row, caller.subject, groups, verdict, self.now(), comment)
+                directory = repository.load(change.session)
+                result = amendments.decide(
+                    change.session, row, caller.subject, groups, verdict, self.now(), directory, comment
+                )
                 change.details.update(number=number, status=row.status, tally=result.describe(), comment=comment)
                 view = amendments.view(change.session, row)
         except amendments.Refused as refused:
-            if refused.status == 403:
+            if refused.status != 404:
                 self._refused(caller, operation, resource, str(refused))
             raise
         return Done(change.revision, view)
@@ -470,12 +534,15 @@ class Admin:
             return amendments.view(session, amendments.find(session, name, number))
 
     def plan_amendment(self, caller: Caller, number: int) -> dict:
-        """Who gains and loses what if the amendment were in force now (over today's directory)."""
+        """Who gains and loses what if the amendment were in force now (over today's directory), and how
+        the expectation files fare against the version it would make."""
         name = self.engine.snapshot.charter
         with self.read(caller, f"charter:{name}") as session:
             row = amendments.find(session, name, number)
-            result = amendments.plan(session, row, repository.load(session), self.now())
-        return {"number": number, "status": row.status, **result.to_json()}
+            directory = repository.load(session)
+            result = amendments.plan(session, row, directory, self.now())
+            expectations = amendments.gate(session, row, directory, self.now())
+        return {"number": number, "status": row.status, **result.to_json(), "expectations": expectations.to_json()}
 
     def simulate_amendment(
         self, caller: Caller, number: int, days: int = amendments.DEFAULT_SIMULATION_DAYS, progress=None
@@ -491,7 +558,8 @@ class Admin:
         return {"number": number, "status": row.status, "window": window, **report.to_json()}
 
     def apply_due_amendments(self, actor: str) -> list[dict]:
-        """Apply every approved amendment whose date has come (the scheduler, `charter amend apply`).
+        """Apply every approved amendment whose date has come (the scheduler, `charter amend apply`): in
+        force, or in canary when it has a canary plan.
 
         Each in its own transaction: one that fails stays as it was, with the reason kept and audited.
         """
@@ -503,19 +571,115 @@ class Admin:
             try:
                 with self._transaction(actor, resource, "amendment.apply", None) as change:
                     row = amendments.find(change.session, name, number)
-                    version = amendments.apply(change.session, row, repository.load(change.session), self.now())
-                    change.details.update(number=number, version=version.version)
-                results.append({"number": number, "status": "in_force", "revision": change.revision})
+                    directory = repository.load(change.session)
+                    version = amendments.apply(change.session, row, directory, self.now(), change.revision, actor)
+                    change.details.update(number=number, version=version.version, status=row.status)
+                    status = row.status
+                results.append({"number": number, "status": status, "revision": change.revision})
             except (charters.Rejected, amendments.Refused) as error:
-                reason = str(error)
-                with self.engine.sessions.begin() as session:
-                    row = amendments.find(session, name, number)
-                    row.last_error = reason
-                    self.engine.audit.record(
-                        session, actor, "amendment.apply", resource, "failed", None, {"number": number, "error": reason}
-                    )
-                results.append({"number": number, "status": "failed", "error": reason})
+                self._failed(actor, name, number, "amendment.apply", str(error))
+                results.append({"number": number, "status": "failed", "error": str(error)})
         return results
+
+    def watch_canaries(self, actor: str) -> list[dict]:
+        """Judge each amendment in canary by its cohort's deny rate: withdraw it (audited, and an ALERT in
+        the log) when the rate rose past the margin, promote it when its time has passed without that."""
+        from charter import canary
+
+        results = []
+        with self.engine.sessions() as session:
+            rows = [(r.charter_name, r.number) for r in amendments.live(session, self.engine.snapshot.charter)]
+            rows = [(n, k) for n, k in rows if amendments.find(session, n, k).status == "canary"]
+        for name, number in rows:
+            with self.engine.sessions() as session:
+                measured = canary.measure(session, amendments.find(session, name, number), self.engine, self.now())
+            if measured.verdict.action == "wait":
+                results.append({"number": number, "status": "canary", **measured.to_json()})
+                continue
+            resource = f"charter:{name}/amendments/{number}"
+            operation = f"amendment.canary.{measured.verdict.action}"
+            try:
+                with self._transaction(actor, resource, operation, None) as change:
+                    row = amendments.find(change.session, name, number)
+                    row.canary_outcome = measured.to_json()
+                    if measured.verdict.action == "withdraw":
+                        amendments.withdraw(row, self.now())
+                    else:
+                        directory = repository.load(change.session)
+                        amendments.promote(change.session, row, directory, self.now(), change.revision, actor)
+                    change.details.update(number=number, status=row.status, **measured.to_json())
+                    status = row.status
+            except (charters.Rejected, amendments.Refused) as error:
+                self._failed(actor, name, number, operation, str(error))
+                results.append({"number": number, "status": "failed", "error": str(error)})
+                continue
+            if status == "withdrawn":
+                canary.alert(name, number, measured)
+            results.append({"number": number, "status": status, **measured.to_json()})
+        return results
+
+    def _failed(self, actor: str, name: str, number: int, operation: str, reason: str) -> None:
+        """Keep why an amendment could not move on, and audit it (the previous version stays in force)."""
+        with self.engine.sessions.begin() as session:
+            row = amendments.find(session, name, number)
+            row.last_error = reason
+            self.engine.audit.record(
+                session,
+                actor,
+                operation,
+                f"charter:{name}/amendments/{number}",
+                "failed",
+                None,
+                {"number": number, "error": reason},
+            )
+
+    # --- expectation files and versions ------------------------------------------------------------
+
+    def list_expectation_files(self, caller: Caller) -> dict:
+        name = self.engine.snapshot.charter
+        with self.read(caller, f"charter:{name}") as session:
+            files = expectation_files.stored(session, name)
+        return {"items": [{"name": n, "text": files[n]} for n in sorted(files)], "total": len(files)}
+
+    def put_expectation_file(self, caller: Caller, file_name: str, text: str | None) -> Done:
+        """Store (or, with `text` None, delete) an expectation file; it must parse and pass against the
+        version in force, since it is the approval gate of every amendment after it."""
+        name = self.engine.snapshot.charter
+        operation = "expectations.delete" if text is None else "expectations.put"
+        with self.change(caller, f"charter:{name}/expectations/{file_name}", operation) as change:
+            if text is not None:
+                try:
+                    expectation_files.parse_file(file_name, text, name)
+                except expectation_files.BadFile as error:
+                    if error.diagnostics:
+                        raise charters.Rejected(error.diagnostics) from None
+                    raise Invalid("name", str(error)) from None
+                results = expectation_files.run(
+                    {file_name: text}, self.engine.snapshot.version, repository.load(change.session), self.now()
+                )
+                if not results.passed:
+                    failures = "; ".join(f.describe() for f in results.failures[:3])
+                    count = len(results.failures)
+                    raise Conflict(f"{count} expectations fail against the version in force: {failures}")
+            existed = expectation_files.save(change.session, name, file_name, text, caller.describe(), self.now())
+            if text is None and not existed:
+                raise NotFound(f'no expectation file "{file_name}"')
+            change.details.update(file=file_name, replaced=existed)
+        return Done(change.revision, {"name": file_name, "deleted": text is None})
+
+    def list_versions(self, caller: Caller) -> dict:
+        name = self.engine.snapshot.charter
+        with self.read(caller, f"charter:{name}") as session:
+            rows = charters.versions(session, name)
+        return {"items": [_version_view(r, with_text=False) for r in rows], "total": len(rows)}
+
+    def get_version(self, caller: Caller, number: int) -> dict:
+        name = self.engine.snapshot.charter
+        with self.read(caller, f"charter:{name}") as session:
+            rows = [r for r in charters.versions(session, name) if r.version == number]
+        if not rows:
+            raise NotFound(f'"{name}" has no version {number}')
+        return _version_view(rows[-1], with_text=True)
 
     def _may_propose(self, caller: Caller, resource: str) -> Decision:
         snapshot = self.engine.snapshot
@@ -668,6 +832,17 @@ class Admin:
         with self.read(caller, target) as session:
             total, rows = page.of(session, query)
             return page.view(total, [view(row) for row in rows])
+
+
+def _version_view(row, with_text: bool) -> dict:
+    view = {
+        "version": row.version,
+        "amendment": row.amendment_number,
+        "made_at": _aware(row.made_at).isoformat(),
+        "revision": row.revision,
+        "sha256": row.sha256,
+    }
+    return {**view, "text": row.text} if with_text else view
 
 
 def _kind(section: str) -> str:

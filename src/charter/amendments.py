@@ -1,10 +1,14 @@
-"""Amendments in the store: propose (after the checker), approve or reject by quorum, withdraw, apply when due.
+"""Amendments in the store: draft, propose (after the checker), approve or reject by quorum, withdraw,
+apply when due (at once, or first for a canary cohort), and the versions they make.
 
-The lifecycle: proposed -> approved (quorum met, effective date reached) or scheduled (quorum met, date
-ahead) -> in force (applied); or rejected (one eligible person said no) or withdrawn. Who must approve is
-the amendment's `Approved by ...` line, which the checker has already held to at least what the charter
-requires; each person counts once (`policy.quorum`), and the proposer never counts. These functions
-work in the caller's transaction; authorisation and the audit record are the caller's (`admin.Admin`).
+The lifecycle: draft -> proposed -> approved (quorum met, effective date reached) or scheduled (quorum
+met, date ahead) -> in force (applied), or -> canary -> in force (promoted) | withdrawn (the cohort's deny
+rate rose); or rejected (one eligible person said no) or withdrawn. Who must approve is the amendment's
+`Approved by ...` line, which the checker has already held to at least what the charter requires; each
+person counts once (`policy.quorum`), and the proposer never counts. An approval counts only while the
+charter's expectation files, as the amendment would leave them, pass against the version it would make.
+These functions work in the caller's transaction; authorisation and the audit record are the caller's
+(`admin.Admin`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from charter import charters
+from charter import charters, expectation_files
+from charter.audit.store import aware
 from charter.clock import FixedClock
 from charter.directory.model import Directory
 from charter.language import ast
@@ -25,6 +30,7 @@ from charter.language.checker import check
 from charter.language.consolidate import Consolidated, consolidate
 from charter.language.errors import CharterError, Diagnostic
 from charter.language.parser import parse_amendment, parse_charter
+from charter.policy.canary import CanaryPlan, InvalidPlan
 from charter.policy.plan import Plan
 from charter.policy.plan import plan as access_plan
 from charter.policy.quorum import Tally, tally
@@ -33,7 +39,7 @@ from charter.policy.simulate import simulate as replay
 from charter.policy.snapshot import compile_snapshot
 from charter.store.models import AmendmentRow, AmendmentVerdictRow, CharterVersionRow
 
-PENDING = ("draft", "proposed", "approved", "scheduled")
+PENDING = ("draft", "proposed", "approved", "scheduled", "canary")
 LIVE = (*PENDING, "in_force")  # amendments that count when numbering and checking a new one
 
 
@@ -80,8 +86,78 @@ def find(session: Session, charter_name: str, number: int) -> AmendmentRow:
     return row
 
 
-def propose(session: Session, text: str, directory: Directory, proposer: str, now: dt.datetime) -> Proposed:
-    """Check the amendment with every live one before it and store it as proposed; charters.Rejected if not."""
+def propose(
+    session: Session,
+    text: str,
+    directory: Directory,
+    proposer: str,
+    now: dt.datetime,
+    *,
+    draft: bool = False,
+    expectations: object = None,
+    canary: object = None,
+) -> Proposed:
+    """Check the amendment with every live one before it and store it (as proposed, or as a draft to edit
+    further); charters.Rejected or Refused, storing nothing, if it does not pass.
+
+    `expectations` ({file name: text, or None to delete}) are the expectation files it updates; `canary`
+    a canary plan (`policy.canary.CanaryPlan.from_json`)."""
+    charter, amendment, warnings = _checked(session, text, directory, now)
+    updates, plan = _extras(charter.name, expectations, canary, directory)
+    row = AmendmentRow(
+        charter_name=charter.name,
+        number=amendment.number,
+        text=text,
+        status="draft" if draft else "proposed",
+        effective=amendment.effective,
+        proposed_by=proposer,
+        expectations=updates or None,
+        canary=plan.to_json() if plan is not None else None,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return Proposed(row, warnings)
+
+
+def edit_draft(
+    session: Session,
+    row: AmendmentRow,
+    text: str,
+    directory: Directory,
+    now: dt.datetime,
+    *,
+    expectations: object = None,
+    canary: object = None,
+) -> Proposed:
+    """Replace a draft's text (same number) and extras, after the same checks as a proposal."""
+    if row.status != "draft":
+        raise Refused(f"amendment {row.number} is {row.status.replace('_', ' ')}: only a draft can be edited")
+    charter, amendment, warnings = _checked(session, text, directory, now, editing=row)
+    if amendment.number != row.number:
+        raise Refused(f"the draft is amendment {row.number}; the text is amendment {amendment.number}", 422)
+    updates, plan = _extras(charter.name, expectations, canary, directory)
+    row.text, row.effective = text, amendment.effective
+    row.expectations = updates or None
+    row.canary = plan.to_json() if plan is not None else None
+    row.updated_at = now
+    return Proposed(row, warnings)
+
+
+def submit(session: Session, row: AmendmentRow, directory: Directory, now: dt.datetime) -> Proposed:
+    """A draft becomes proposed, checked again (the charter or the directory may have moved on)."""
+    if row.status != "draft":
+        raise Refused(f"amendment {row.number} is {row.status.replace('_', ' ')}: only a draft can be proposed")
+    _, _, warnings = _checked(session, row.text, directory, now, editing=row)
+    _move(row, "proposed", now)
+    return Proposed(row, warnings)
+
+
+def _checked(
+    session: Session, text: str, directory: Directory, now: dt.datetime, editing: AmendmentRow | None = None
+) -> tuple[ast.Charter, ast.Amendment, tuple[Diagnostic, ...]]:
+    """Parse `text` and check it after every live amendment (but `editing`); raise what is wrong."""
     base = charter_row(session)
     charter = parse_charter(base.text, "charter")
     try:
@@ -92,26 +168,31 @@ def propose(session: Session, text: str, directory: Directory, proposer: str, no
         raise Refused(
             f'the amendment is to "{amendment.charter_name}", but the charter in the store is "{charter.name}"'
         )
-    others = [parsed(row) for row in live(session, charter.name)]
+    others = [parsed(row) for row in live(session, charter.name) if editing is None or row.id != editing.id]
     taken = {a.number for a in others}
     if amendment.number in taken or (taken and amendment.number < max(taken)):
         raise Refused(f"amendment {amendment.number} is taken or out of order (the last is {max(taken)})")
     result = check(charter, [*others, amendment], directory.names(), now.date(), "charter")
     if result.errors:
         raise charters.Rejected(result.errors)
-    row = AmendmentRow(
-        charter_name=charter.name,
-        number=amendment.number,
-        text=text,
-        status="proposed",
-        effective=amendment.effective,
-        proposed_by=proposer,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(row)
-    session.flush()
-    return Proposed(row, result.warnings)
+    return charter, amendment, result.warnings
+
+
+def _extras(
+    charter_name: str, expectations: object, canary: object, directory: Directory
+) -> tuple[dict[str, str | None], CanaryPlan | None]:
+    try:
+        updates = expectation_files.parse_updates(expectations, charter_name)
+        plan = CanaryPlan.from_json(canary) if canary is not None else None
+    except expectation_files.BadFile as error:
+        if error.diagnostics:
+            raise charters.Rejected(error.diagnostics) from None
+        raise Refused(str(error), 422) from None
+    except InvalidPlan as error:
+        raise Refused(str(error), 422) from None
+    if plan is not None and plan.group is not None and plan.group not in directory.groups:
+        raise Refused(f'canary.group: the directory has no group "{plan.group}"', 422)
+    return updates, plan
 
 
 def verdicts(session: Session, row: AmendmentRow) -> list[AmendmentVerdictRow]:
@@ -131,9 +212,12 @@ def decide(
     groups: frozenset[str],
     verdict: str,
     now: dt.datetime,
+    directory: Directory,
     comment: str | None = None,
 ) -> Tally:
-    """Record one person's approval or rejection; move the amendment on when the quorum is met (or refused)."""
+    """Record one person's approval or rejection; move the amendment on when the quorum is met (or refused).
+
+    An approval is refused while the expectation files fail against the version the amendment would make."""
     if row.status != "proposed":
         raise Refused(f"amendment {row.number} is {row.status.replace('_', ' ')}, not proposed")
     if row.proposed_by == f"user:{person}":
@@ -145,6 +229,15 @@ def decide(
         raise Refused(f"{person} is not a member of a group that approves amendment {row.number} ({names})", 403)
     if any(v.person == person for v in verdicts(session, row)):
         raise Refused(f"{person} has already given a verdict on amendment {row.number}")
+    if verdict == "approve":
+        results = gate(session, row, directory, now)
+        if not results.passed:
+            failures = "; ".join(f.describe() for f in results.failures[:3])
+            more = f" (and {len(results.failures) - 3} more)" if len(results.failures) > 3 else ""
+            raise Refused(
+                f"amendment {row.number} cannot be approved: {len(results.failures)} of {results.total} expectations "
+                f"fail against the version it would make, and it does not update them: {failures}{more}"
+            )
     session.add(
         AmendmentVerdictRow(
             amendment_id=row.id, person=person, verdict=verdict, groups=counted, comment=comment, at=now
@@ -174,27 +267,82 @@ def due(session: Session, today: dt.date) -> list[AmendmentRow]:
     return list(session.scalars(query.order_by(AmendmentRow.charter_name, AmendmentRow.number)))
 
 
-def apply(session: Session, row: AmendmentRow, directory: Directory, now: dt.datetime) -> Consolidated:
-    """Put an approved amendment in force, after proving the text in force with it still checks.
+def apply(
+    session: Session, row: AmendmentRow, directory: Directory, now: dt.datetime, revision: int, actor: str
+) -> Consolidated:
+    """Put an approved amendment in force, or in canary when it has a canary plan, after proving the text
+    in force with it still checks. Returns the version it makes.
 
-    Raises charters.Rejected (with the diagnostics) when it does not; the caller keeps the transaction
+    Raises charters.Rejected (with the diagnostics) when it does not check; the caller keeps the transaction
     from committing and records why, so the previous version stays in force.
     """
     if row.status not in ("approved", "scheduled"):
         raise Refused(f"amendment {row.number} is {row.status.replace('_', ' ')}: only an approved one can be applied")
     if row.effective > now.date():
         raise Refused(f"amendment {row.number} takes effect on {row.effective.isoformat()}, not before")
-    base = charter_row(session)
-    charter = parse_charter(base.text, "charter")
+    running = [r.number for r in live(session, row.charter_name) if r.status == "canary" and r.number < row.number]
+    if running:
+        raise Refused(f"amendment {running[0]} is in canary: {row.number} waits until it is promoted or withdrawn")
+    version = _in_force_with(session, row, directory, now)
+    row.last_error = None
+    if row.canary is not None:
+        _move(row, "canary", now)
+        row.canary_started_at = now
+        return version
+    _put_in_force(session, row, version, now, revision, actor)
+    return version
+
+
+def promote(
+    session: Session, row: AmendmentRow, directory: Directory, now: dt.datetime, revision: int, actor: str
+) -> Consolidated:
+    """A canary that ran its time without trouble takes effect for everyone."""
+    if row.status != "canary":
+        raise Refused(f"amendment {row.number} is {row.status.replace('_', ' ')}, not in canary")
+    version = _in_force_with(session, row, directory, now)
+    _put_in_force(session, row, version, now, revision, actor)
+    return version
+
+
+def _in_force_with(session: Session, row: AmendmentRow, directory: Directory, now: dt.datetime) -> Consolidated:
+    charter = parse_charter(charter_row(session).text, "charter")
     in_force = [parsed(r) for r in live(session, row.charter_name) if r.status == "in_force"]
     result = check(charter, [*in_force, parsed(row)], directory.names(), now.date(), "charter")
     if result.errors:
         raise charters.Rejected(result.errors)
-    version = consolidate(charter, [*in_force, parsed(row)], now.date())
+    return consolidate(charter, [*in_force, parsed(row)], now.date())
+
+
+def _put_in_force(
+    session: Session, row: AmendmentRow, version: Consolidated, now: dt.datetime, revision: int, actor: str
+) -> None:
     _move(row, "in_force", now)
     row.applied_at = now
-    row.last_error = None
-    return version
+    charters.record_version(session, charter_row(session), version, row.number, now, revision)
+    for name, text in (row.expectations or {}).items():
+        expectation_files.save(session, row.charter_name, name, text, actor, now)
+
+
+def canary_in_effect(session: Session, today: dt.date) -> tuple[AmendmentRow, Consolidated, CanaryPlan] | None:
+    """The amendment in canary for the charter in the store, the version with it, and its plan (or None)."""
+    base = charters.latest(session)
+    if base is None:
+        return None
+    rows = [r for r in live(session, base.name) if r.status == "canary"]
+    if not rows:
+        return None
+    row = rows[0]
+    charter = parse_charter(base.text, "charter")
+    in_force = [parsed(r) for r in live(session, base.name) if r.status == "in_force"]
+    return row, consolidate(charter, [*in_force, parsed(row)], today), CanaryPlan.from_json(row.canary)
+
+
+def gate(session: Session, row: AmendmentRow, directory: Directory, now: dt.datetime) -> expectation_files.Results:
+    """The charter's expectation files, as `row` would leave them, run against the version it would make."""
+    files = expectation_files.with_updates(expectation_files.stored(session, row.charter_name), row.expectations)
+    _, proposed = _versions(session, row, now)
+    noon = dt.datetime.combine(max(now.date(), row.effective), dt.time(12), dt.UTC)
+    return expectation_files.run(files, proposed, directory, noon)
 
 
 def plan(session: Session, row: AmendmentRow, directory: Directory, now: dt.datetime) -> Plan:
@@ -281,6 +429,16 @@ def _move(row: AmendmentRow, status: str, now: dt.datetime) -> None:
 def view(session: Session, row: AmendmentRow) -> dict:
     amendment = parsed(row)
     result = current_tally(session, row)
+    canary = None
+    if row.canary is not None:
+        plan = CanaryPlan.from_json(row.canary)
+        started = row.canary_started_at
+        canary = {
+            **plan.to_json(),
+            "summary": plan.describe(),
+            "started_at": aware(started).isoformat() if started is not None else None,
+            "outcome": row.canary_outcome,
+        }
     return {
         "charter": row.charter_name,
         "number": row.number,
@@ -295,5 +453,7 @@ def view(session: Session, row: AmendmentRow) -> dict:
             for v in verdicts(session, row)
         ],
         "last_error": row.last_error,
+        "expectation_updates": sorted(row.expectations or {}),
+        "canary": canary,
         "text": row.text,
     }

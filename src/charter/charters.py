@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 from charter.directory.model import Directory
 from charter.language import ast
 from charter.language.checker import check
-from charter.language.consolidate import Consolidated, consolidate
+from charter.language.consolidate import Consolidated, consolidate, render
 from charter.language.errors import CharterError, Diagnostic
 from charter.language.parser import parse_amendment, parse_charter
-from charter.store.models import AmendmentRow, CharterVersionRow
+from charter.store.models import AmendmentRow, CharterVersionRow, ConsolidatedRow
 
 IN_FORCE_STATES = ("in_force",)
 
@@ -65,7 +65,38 @@ def upload(
     )
     session.add(row)
     session.flush()
+    record_version(session, row, consolidate(charter, (), max(now.date(), charter.effective)), None, now, revision)
     return Uploaded(row, result.warnings)
+
+
+def record_version(
+    session: Session,
+    base: CharterVersionRow,
+    version: Consolidated,
+    amendment: int | None,
+    now: dt.datetime,
+    revision: int,
+) -> ConsolidatedRow:
+    """Keep a consolidated version as it was made, rendered with each clause's origin: readable forever."""
+    text = render(version)
+    row = ConsolidatedRow(
+        charter_name=base.name,
+        version=version.version,
+        charter_version_id=base.id,
+        amendment_number=amendment,
+        text=text,
+        sha256=hashlib.sha256(text.encode()).hexdigest(),
+        made_at=now,
+        revision=revision,
+    )
+    session.add(row)
+    return row
+
+
+def versions(session: Session, name: str) -> list[ConsolidatedRow]:
+    """Every consolidated version of the charter `name` ever made, oldest first."""
+    query = select(ConsolidatedRow).where(ConsolidatedRow.charter_name == name)
+    return list(session.scalars(query.order_by(ConsolidatedRow.id)))
 
 
 def latest(session: Session) -> CharterVersionRow | None:

@@ -20,15 +20,16 @@ from collections.abc import Mapping
 from sqlalchemy import Engine as DbEngine
 from sqlalchemy import select
 
-from charter import charters, clients
+from charter import amendments, charters, clients
 from charter.audit.trail import AuditTrail
 from charter.clock import Clock, SystemClock
 from charter.directory import repository
 from charter.directory.model import EMPTY_DIRECTORY
 from charter.language import ast
 from charter.language.consolidate import Consolidated
+from charter.policy.canary import cohort, salt
 from charter.policy.grants import Grant, GrantKind
-from charter.policy.snapshot import Snapshot, compile_snapshot
+from charter.policy.snapshot import Snapshot, compile_snapshot, with_canary
 from charter.store.db import NOTIFY_CHANNEL, current_revision, is_postgres, sessions
 from charter.store.models import GrantRow
 
@@ -87,7 +88,14 @@ class Engine:
                 for row in session.scalars(select(GrantRow).where(GrantRow.revoked_at.is_(None), GrantRow.ends > now))
             ]
             table = clients.active_keys(session)
+            canary = amendments.canary_in_effect(session, today)
         snapshot = compile_snapshot(version, directory, grants, self.clock, revision)
+        if canary is not None:
+            row, with_amendment, plan = canary
+            trial = compile_snapshot(with_amendment, directory, grants, self.clock, revision)
+            principals = [p for kind in snapshot.principals.values() for p in kind.values()]
+            members = cohort(plan, principals, salt(row.charter_name, row.number))
+            with_canary(snapshot, row.number, trial, members)
         with self._changed:
             self.snapshot = snapshot
             self.clients = table

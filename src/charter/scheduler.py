@@ -1,4 +1,5 @@
-"""The server's amendment scheduler: once a minute, apply every approved amendment whose date has come.
+"""The server's amendment scheduler: once a minute, apply every approved amendment whose date has come,
+and judge the amendments in canary (withdraw or promote them).
 
 Each server runs one; two applying the same amendment at once is safe (the revision row's lock
 serialises them, and the second finds it already in force). A failure leaves the previous version in
@@ -30,10 +31,10 @@ class AmendmentScheduler:
         self._thread.stop()
 
     def run_once(self) -> list[dict]:
-        results = self.admin.apply_due_amendments(ACTOR)
+        results = self.admin.apply_due_amendments(ACTOR) + self.admin.watch_canaries(ACTOR)
         for result in results:
-            if result["status"] == "in_force":
-                log.warning("amendment %s is in force (revision %s)", result["number"], result["revision"])
-            else:
-                log.error("amendment %s could not be applied: %s", result["number"], result["error"])
+            if result["status"] == "failed":
+                log.error("amendment %s could not move on: %s", result["number"], result["error"])
+            elif result["status"] != "canary" or "revision" in result:
+                log.warning("amendment %s is %s", result["number"], result["status"].replace("_", " "))
         return results

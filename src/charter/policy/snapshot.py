@@ -55,8 +55,17 @@ class ActiveGrant:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Canary:
+    """An amendment in canary: the snapshot with it, and the subjects (principal keys) it already applies to."""
+
+    amendment: int
+    snapshot: Snapshot
+    cohort: frozenset[str]
+
+
 class Snapshot:
-    """Everything a decision needs, compiled; never changed after construction."""
+    """Everything a decision needs, compiled; never changed after construction (publication)."""
 
     def __init__(
         self,
@@ -88,6 +97,7 @@ class Snapshot:
         self.dropped = dropped
         self.resources = resources
         self.obligations = obligations
+        self.canary: Canary | None = None  # set by `with_canary` before the snapshot is published
         number = version.version
         self._unknown = Decision(False, Basis.SUBJECT, version.name, number, reasons=("unknown subject",))
         self._nothing = Decision(False, Basis.DEFAULT, version.name, number, reasons=("no clause allows it",))
@@ -99,6 +109,9 @@ class Snapshot:
         principal = kinds.get(request.subject) if kinds is not None else None
         if principal is None:
             return self._unknown
+        canary = self.canary
+        if canary is not None and principal.key in canary.cohort:
+            return canary.snapshot.evaluate(request)
         if principal.blocked is not None:
             return principal.blocked
         context = request.context
@@ -288,6 +301,14 @@ class Snapshot:
 
 
 # --- compilation ---------------------------------------------------------------------------
+
+
+def with_canary(base: Snapshot, amendment: int, canary: Snapshot, cohort: frozenset[str]) -> Snapshot:
+    """`base`, answering for the subjects of `cohort` with `canary` (the version with the amendment).
+
+    Call before the snapshot is published: readers never see it change."""
+    base.canary = Canary(amendment, canary, cohort)
+    return base
 
 
 def _midnight(day: dt.date) -> float:

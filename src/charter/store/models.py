@@ -119,6 +119,40 @@ class AmendmentRow(Base):
     updated_at: Mapped[dt.datetime]
     applied_at: Mapped[dt.datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)  # why the last attempt to apply it failed
+    # {file name: new text, or None to delete}: the expectation files the amendment updates when applied
+    expectations: Mapped[dict | None] = mapped_column()
+    canary: Mapped[dict | None] = mapped_column()  # the canary plan (charter.canary.CanaryPlan.to_json)
+    canary_started_at: Mapped[dt.datetime | None]
+    canary_outcome: Mapped[dict | None] = mapped_column()  # the last measurement, and why it ended
+
+
+class ConsolidatedRow(Base):
+    """A consolidated version as it was made (version 0 on upload, N when amendment N took effect), rendered."""
+
+    __tablename__ = "charter_consolidated"
+    __table_args__ = (Index("ix_charter_consolidated_name_version", "charter_name", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    charter_name: Mapped[str] = mapped_column(String(255))
+    version: Mapped[int] = mapped_column(Integer)
+    charter_version_id: Mapped[int] = mapped_column(ForeignKey("charter_versions.id"))
+    amendment_number: Mapped[int | None] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)  # `consolidate.render`: each clause with its origin
+    sha256: Mapped[str] = mapped_column(String(64))
+    made_at: Mapped[dt.datetime]
+    revision: Mapped[int] = mapped_column(BigInteger)
+
+
+class ExpectationFileRow(Base):
+    """A policy test file kept with the charter; run against every proposed amendment before approval."""
+
+    __tablename__ = "expectation_files"
+    __table_args__ = (UniqueConstraint("charter_name", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    charter_name: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255))
+    text: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[dt.datetime]
 
 
 class AmendmentVerdictRow(Base):

@@ -98,6 +98,7 @@ def create_app(
     )
     app.state.engine = engine
     app.state.admin = admin
+    app.state.scheduler = scheduler
     app.state.decision_log = decision_log
     _errors(app)
     _authzen_routes(app, engine, decision_log)
@@ -652,6 +653,7 @@ def _admin_routes(app: FastAPI) -> None:
         return _done(await run(admin.upload_charter, caller, text))
 
     _amendment_routes(router, ops, run)
+    _charter_file_routes(router, ops, run)
 
     @router.get("/grants", tags=["grants"], summary="List grants (revoked and lapsed ones too), newest first")
     async def list_grants(
@@ -749,6 +751,45 @@ class VerdictIn(_Body):
     comment: str | None = Field(None, max_length=4000)
 
 
+class CanaryIn(_Body):
+    group: str | None = Field(None, description="Its members go first")
+    percent: float | None = Field(None, description="Or this share of subjects, by a stable hash (0-100]")
+    margin: float | None = Field(None, description="Percentage points the cohort's deny rate may rise (default 5)")
+    promote_after_hours: int | None = Field(None, description="Everyone follows after this without trouble (168)")
+    baseline_days: int | None = Field(None, description="The days before the canary its rate is compared with (7)")
+    min_decisions: int | None = Field(None, description="Decisions needed before it can be withdrawn (100)")
+
+
+class AmendmentIn(_Body):
+    text: str = Field(description="The amendment's text")
+    draft: bool = Field(False, description="Store it as a draft, to edit before proposing")
+    expectations: dict[str, str | None] | None = Field(
+        None, description="Expectation files it updates when it takes effect: name -> text, or null to delete"
+    )
+    canary: CanaryIn | None = Field(None, description="Take effect first for a cohort")
+
+
+_AMENDMENT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/plain": {"schema": {"type": "string"}},
+            "application/json": {"schema": AmendmentIn.model_json_schema()},
+        },
+    }
+}
+
+
+async def _amendment_body(request: Request) -> dict:
+    """An amendment as text/plain (just the text) or JSON (`AmendmentIn`)."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        return {"text": await _text_body(request)}
+    fields = await _fields(request, AmendmentIn)
+    if "canary" in fields and fields["canary"] is not None:
+        fields["canary"] = {k: v for k, v in fields["canary"].items() if v is not None}
+    return fields
+
+
 def _amendment_routes(router: APIRouter, ops, run) -> None:
     """The amendment lifecycle: propose, read, plan, approve, reject, withdraw (applying is the scheduler's)."""
 
@@ -760,13 +801,34 @@ def _amendment_routes(router: APIRouter, ops, run) -> None:
     @router.post(
         "/amendments",
         tags=["amendments"],
-        summary="Propose an amendment (checked first; all or nothing)",
+        summary="Propose an amendment, or store it as a draft (checked first; all or nothing)",
+        description="The text as text/plain, or JSON with the text, `draft`, the expectation files it updates "
+        "and a canary plan.",
         status_code=201,
-        openapi_extra={"requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}}},
+        openapi_extra=_AMENDMENT_BODY,
     )
     async def propose(request: Request) -> Response:
         admin, caller = ops(request)
-        return _done(await run(admin.propose_amendment, caller, await _text_body(request)), 201)
+        body = await _amendment_body(request)
+        return _done(await run(lambda: admin.propose_amendment(caller, body.pop("text"), **body)), 201)
+
+    @router.put(
+        "/amendments/{number}",
+        tags=["amendments"],
+        summary="Replace a draft (its text, expectation updates and canary plan)",
+        openapi_extra=_AMENDMENT_BODY,
+    )
+    async def edit(number: int, request: Request) -> Response:
+        admin, caller = ops(request)
+        body = await _amendment_body(request)
+        if body.pop("draft", True) is not True:
+            raise ApiError(400, "invalid_request", "draft: a draft is proposed by POST .../propose")
+        return _done(await run(lambda: admin.edit_amendment(caller, number, body.pop("text"), **body)))
+
+    @router.post("/amendments/{number}/propose", tags=["amendments"], summary="Propose a draft (checked again)")
+    async def submit(number: int, request: Request) -> Response:
+        admin, caller = ops(request)
+        return _done(await run(admin.submit_amendment, caller, number))
 
     @router.get("/amendments/{number}", tags=["amendments"], summary="One amendment: status, quorum, verdicts, text")
     async def get_amendment(number: int, request: Request) -> Response:
@@ -798,6 +860,40 @@ def _amendment_routes(router: APIRouter, ops, run) -> None:
     async def withdraw(number: int, request: Request) -> Response:
         admin, caller = ops(request)
         return _done(await run(admin.withdraw_amendment, caller, number))
+
+
+def _charter_file_routes(router: APIRouter, ops, run) -> None:
+    """The charter's expectation files (the approval gate of amendments) and its consolidated versions."""
+
+    @router.get("/charter/expectations", tags=["charter"], summary="The expectation files kept with the charter")
+    async def list_expectations(request: Request) -> Response:
+        admin, caller = ops(request)
+        return _json(await run(admin.list_expectation_files, caller))
+
+    @router.put(
+        "/charter/expectations/{name}",
+        tags=["charter"],
+        summary="Store an expectation file (it must parse and pass against the version in force)",
+        openapi_extra={"requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
+    async def put_expectations(name: str, request: Request) -> Response:
+        admin, caller = ops(request)
+        return _done(await run(admin.put_expectation_file, caller, name, await _text_body(request)))
+
+    @router.delete("/charter/expectations/{name}", tags=["charter"], summary="Delete an expectation file")
+    async def delete_expectations(name: str, request: Request) -> Response:
+        admin, caller = ops(request)
+        return _done(await run(admin.put_expectation_file, caller, name, None))
+
+    @router.get("/charter/versions", tags=["charter"], summary="Every consolidated version made, oldest first")
+    async def list_versions(request: Request) -> Response:
+        admin, caller = ops(request)
+        return _json(await run(admin.list_versions, caller))
+
+    @router.get("/charter/versions/{number}", tags=["charter"], summary="One consolidated version, as rendered")
+    async def get_version(number: int, request: Request) -> Response:
+        admin, caller = ops(request)
+        return _json(await run(admin.get_version, caller, number))
 
 
 def _verdict_route(router: APIRouter, ops, run, verdict: str) -> None:
