@@ -467,6 +467,19 @@ class Admin:
             view = amendments.view(change.session, row)
         return Done(change.revision, {**view, "warnings": [d.headline() for d in submitted.warnings]})
 
+    def _read_amendment(self, caller: Caller, number: int) -> Session:
+        """A session to read amendment `number` with: for whoever may read the charter, and for the people
+        the amendment involves (its proposer, and the members of the groups that must approve it)."""
+        name = self.engine.snapshot.charter
+        with self.engine.sessions() as session:
+            row = amendments.find(session, name, number)
+            groups = {q.group for q in amendments.parsed(row).approvers}
+        principal = self.engine.snapshot.principal(caller.subject_type, caller.subject)
+        involved = row.proposed_by == _subject_key(caller) or (
+            caller.subject_type == "user" and principal is not None and bool(groups & principal.groups)
+        )
+        return self.engine.sessions() if involved else self.read(caller, f"charter:{name}")
+
     def _as_author(self, caller: Caller, number: int, operation: str) -> tuple[str, Decision | None]:
         """The amendment's resource, and the decision letting a caller who is not its proposer act on it."""
         name = self.engine.snapshot.charter
@@ -530,14 +543,14 @@ class Admin:
 
     def get_amendment(self, caller: Caller, number: int) -> dict:
         name = self.engine.snapshot.charter
-        with self.read(caller, f"charter:{name}") as session:
+        with self._read_amendment(caller, number) as session:
             return amendments.view(session, amendments.find(session, name, number))
 
     def plan_amendment(self, caller: Caller, number: int) -> dict:
         """Who gains and loses what if the amendment were in force now (over today's directory), and how
         the expectation files fare against the version it would make."""
         name = self.engine.snapshot.charter
-        with self.read(caller, f"charter:{name}") as session:
+        with self._read_amendment(caller, number) as session:
             row = amendments.find(session, name, number)
             directory = repository.load(session)
             result = amendments.plan(session, row, directory, self.now())
@@ -549,7 +562,7 @@ class Admin:
     ) -> dict:
         """Every logged decision of the last `days` that the amendment would flip, grouped by clause."""
         name = self.engine.snapshot.charter
-        with self.read(caller, f"charter:{name}") as session:
+        with self._read_amendment(caller, number) as session:
             row = amendments.find(session, name, number)
             report, since, until = amendments.simulate(
                 session, row, repository.load(session), self.now(), days, progress

@@ -13,7 +13,7 @@ from importlib import resources
 import yaml
 from sqlalchemy import Engine
 
-from charter import charters, clients
+from charter import charters, clients, expectation_files
 from charter.audit import store as audit_store
 from charter.audit.trail import AuditTrail
 from charter.clock import Clock, SystemClock
@@ -22,6 +22,7 @@ from charter.store.db import bump_revision, sessions, upgrade
 
 ADMIN_USER = "admin"
 ACTOR = "charter init"  # who the audit trail says did the first run's changes
+SAMPLE_EXPECTATIONS = "sample.expect"  # the policy tests kept with the sample charter
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,7 @@ def initialize(db: Engine, clock: Clock | None = None) -> Initialized:
         uploaded = charters.upload(
             session, sample("charter.charter"), directory, ACTOR, now, revision, "sample charter"
         )
+        expectation_files.save(session, uploaded.row.name, SAMPLE_EXPECTATIONS, sample("charter.expect"), ACTOR, now)
         client, credential = clients.create(session, "initial admin", "user", ADMIN_USER, ACTOR, now)
         trail.write(
             session,
@@ -64,6 +66,12 @@ def initialize(db: Engine, clock: Clock | None = None) -> Initialized:
                     "charter.upload",
                     f"charter:{uploaded.row.name}",
                     details={"sha256": uploaded.row.sha256, "name": uploaded.row.name, "revision": revision},
+                ),
+                trail.entry(
+                    ACTOR,
+                    "expectations.put",
+                    f"charter:{uploaded.row.name}/expectations/{SAMPLE_EXPECTATIONS}",
+                    details={"file": SAMPLE_EXPECTATIONS, "replaced": False, "revision": revision},
                 ),
                 trail.entry(
                     ACTOR,

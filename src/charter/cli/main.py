@@ -309,12 +309,13 @@ def main() -> None:
 
 
 def _register() -> None:
-    from charter.cli.amend import amend_group, show_command
+    from charter.cli.amend import amend_group, expectations_group, show_command
     from charter.cli.audit import audit_group
 
     cli.add_command(audit_group)
     cli.add_command(amend_group)
     cli.add_command(show_command)
+    cli.add_command(expectations_group)
 
 
 _register()
