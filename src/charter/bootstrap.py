@@ -1,5 +1,5 @@
-"""First run: create the schema, load the sample charter, its expectation file and directory, and mint the admin
-credential.
+"""First run: create the schema, load the sample charter (with its expectation file) and directory, mint the
+admin credential.
 
 Idempotent: on a store that already holds a charter it only brings the schema
 up to date and returns no credential.
