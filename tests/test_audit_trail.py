@@ -28,10 +28,11 @@ def head(api, chain: str = "audit") -> int:
 
 
 def test_the_first_run_is_recorded(api):
-    first = audit_records(api)[:3]
+    first = audit_records(api)[:4]
     assert [(r.entry.actor, r.entry.action, r.entry.target) for r in first] == [
         ("charter init", "directory.import", "directory:*"),
         ("charter init", "charter.upload", "charter:Acme Production Access"),
+        ("charter init", "expectations.put", "charter:Acme Production Access/expectations/sample.expect"),
         ("charter init", "client.create", "clients:user/admin"),
     ]
     assert "alice" in first[0].entry.details["after"]["users"]
