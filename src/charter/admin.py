@@ -34,6 +34,7 @@ from charter.audit import store as audit_store
 from charter.clients import Caller
 from charter.directory import repository
 from charter.directory.repository import Conflict, NotFound
+from charter.drift import drift_in_store
 from charter.engine import Engine
 from charter.policy.decision import Basis, Decision
 from charter.policy.request import Request
@@ -811,6 +812,16 @@ class Admin:
         with self.read(caller, f"audit:{chain}") as session:
             total, rows = page.of(session, audit_export.search_query(chain, wanted))
             return page.view(total, [audit_export.record_json(chain, audit_store.to_record(row)) for row in rows])
+
+    # --- drift ----------------------------------------------------------------------------------
+
+    def drift(self, caller: Caller) -> dict:
+        """Where live state disagrees with the obligations of the charter in force (docs/drift.md).
+
+        Authorised as `read` on `charter:<name>`: it reports on the charter's obligations.
+        """
+        with self.read(caller, f"charter:{self.engine.snapshot.charter}") as session:
+            return drift_in_store(session, self.now()).to_json()
 
     # --- things that belong to one subject: grants and API clients -------------------------------
 

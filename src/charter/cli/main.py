@@ -311,8 +311,10 @@ def main() -> None:
 def _register() -> None:
     from charter.cli.amend import amend_group, expectations_group, show_command
     from charter.cli.audit import audit_group
+    from charter.cli.drift import drift_command
 
     cli.add_command(audit_group)
+    cli.add_command(drift_command)
     cli.add_command(amend_group)
     cli.add_command(show_command)
     cli.add_command(expectations_group)

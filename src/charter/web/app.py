@@ -744,6 +744,7 @@ def _admin_routes(app: FastAPI) -> None:
         }
         return _json(await run(admin.search_audit, caller, chain, filters, admin_ops.Page(limit, offset)))
 
+    _drift_routes(router, ops, run)
     app.include_router(router)
 
 
@@ -955,3 +956,19 @@ def _identity_routes(router: APIRouter, section: str, ops, run) -> None:
     async def delete_identity(name: str, request: Request) -> Response:
         admin, caller = ops(request)
         return _done(await run(admin.delete_identity, caller, section, name))
+
+
+def _drift_routes(router: APIRouter, ops, run) -> None:
+    """Drift: where live state disagrees with the obligations of the charter in force (docs/drift.md)."""
+
+    @router.get(
+        "/drift",
+        tags=["drift"],
+        summary="Where live state disagrees with the obligations of the charter in force",
+        description="Findings sorted by check, then subject, each with the clause its obligation comes from; "
+        "`not_checked` lists the checks whose state Charter does not hold yet. Authorised as `read` on "
+        "`charter:<name>`.",
+    )
+    async def drift(request: Request) -> Response:
+        admin, caller = ops(request)
+        return _json(await run(admin.drift, caller))
