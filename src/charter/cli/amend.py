@@ -272,6 +272,21 @@ def withdraw_command(number: int) -> None:
     click.echo(f"amendment {answer['number']}: {answer['status']}")
 
 
+@amend_group.command("rollback")
+@click.option("--to-version", "to_version", type=click.IntRange(0), required=True, help="The version to restore.")
+@click.option("--effective", metavar="DATE", help="When it takes effect (YYYY-MM-DD; default tomorrow).")
+@click.option("--reason", required=True, help="Why: kept in the amendment's Reason line.")
+def rollback_command(to_version: int, effective: str | None, reason: str) -> None:
+    """Propose a new amendment restoring the clauses of an earlier version (then planned and approved
+    like any other)."""
+    body: dict = {"to_version": to_version, "reason": reason}
+    if effective is not None:
+        body["effective"] = effective
+    view = remote.call("POST", "/admin/v1/amendments/rollback", json=body)
+    _summary(view)
+    click.echo(view["text"], nl=False)
+
+
 @amend_group.command("list")
 def list_command() -> None:
     """Every amendment to the charter, with its status and quorum."""
