@@ -141,6 +141,14 @@ def test_acme_amendment_4_through_the_cli_and_the_api(live, backend, tmp_path):
     on_the_day = CliRunner().invoke(cli, ["show", "--as-of", "2026-12-15"], env=store_env).output
     assert api.ok("GET", f"{ADMIN}/charter/versions/1")["text"] == on_the_day  # kept exactly as made
 
+    # A roll back is a new amendment (number 2) restoring version 0's clauses, with its own plan and quorum.
+    rollback = as_person(server, erin, "amend", "rollback", "--to-version", "0", "--reason", "Back to weekdays")
+    assert rollback.exit_code == 0, rollback.output
+    assert rollback.output.startswith("amendment 2: proposed")
+    assert "Replace clause 2 with:" in rollback.output and "Strike clause 21." in rollback.output
+    back = {c["summary"] for c in api.ok("GET", f"{ADMIN}/amendments/2/plan")["changes"]}
+    assert 'loses read on api:shipments/* (with scope "shipments.read")' in back
+
     # Every step is in the audit chain, refusals included, each with its actor.
     with api.http.app.state.engine.sessions() as session:
         steps = [
@@ -155,6 +163,7 @@ def test_acme_amendment_4_through_the_cli_and_the_api(live, backend, tmp_path):
         ("user:sam", "amendment.approve", "ok"),
         ("user:lee", "amendment.approve", "ok"),
         ("charter", "amendment.apply", "ok"),
+        ("user:erin", "amendment.propose", "ok"),
     ]
 
 

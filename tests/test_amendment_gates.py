@@ -89,6 +89,8 @@ def test_failing_expectations_block_approval_unless_the_amendment_updates_them(a
     assert "1 of 11 expectations fail" in refused.json()["message"] and "weekend.expect:4" in refused.json()["message"]
     assert api.ok("GET", f"{ADMIN}/amendments/1")["verdicts"] == []
     api.ok("POST", f"{ADMIN}/amendments/1/withdraw", credential=erin)
+    reused = api.request("POST", f"{ADMIN}/amendments", content=AMENDMENT_1, credential=erin)
+    assert reused.status_code == 409 and "amendment 1 was withdrawn; numbers are not reused" in reused.text
 
     # Amendment 2: the same change, updating the file: approvals count, and on its date the file changes.
     text = AMENDMENT_1.replace("Amendment 1", "Amendment 2")

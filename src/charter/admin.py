@@ -695,6 +695,33 @@ class Admin:
             raise NotFound(f'"{name}" has no version {number}')
         return _version_view(rows[-1], with_text=True)
 
+    def propose_rollback(
+        self, caller: Caller, to_version: int, effective: dt.date | str | None = None, reason: str = ""
+    ) -> Done:
+        """Propose the amendment restoring version `to_version`'s clauses (docs/rollback.md): authorised and
+        audited as any proposal (`amendment.propose`, with `rollback_to`); `effective` defaults to tomorrow."""
+        to_version = _version_number(to_version)
+        day = _rollback_day(effective, self.now().date())
+        reason = _rollback_reason(reason)
+        name = self.engine.snapshot.charter
+        resource = f"charter:{name}/amendments"
+        decision = self._may_propose(caller, resource)
+        with self._transaction(caller, resource, "amendment.propose", decision) as change:
+            directory = repository.load(change.session)
+            rolled = amendments.rollback(
+                change.session, to_version, day, reason, _subject_key(caller), directory, self.now()
+            )
+            row = rolled.proposed.row
+            warnings = [d.headline() for d in rolled.proposed.warnings]
+            change.details.update(number=row.number, effective=row.effective.isoformat(), rollback_to=to_version)
+            view = amendments.view(change.session, row)
+        rollback = {
+            "to_version": to_version,
+            "undoes": list(rolled.rollback.undone),
+            "renumbered": {str(old): new for old, new in rolled.rollback.renumbered.items()},
+        }
+        return Done(change.revision, {**view, "warnings": warnings, "rollback": rollback})
+
     def _may_propose(self, caller: Caller, resource: str) -> Decision:
         snapshot = self.engine.snapshot
         principal = snapshot.principal(caller.subject_type, caller.subject)
@@ -1016,3 +1043,37 @@ def _reject_cycle(session: Session, start: GroupRow) -> None:
 
 def _integrity_message(error: IntegrityError) -> str:
     return "the change conflicts with what is stored (a duplicate or a missing reference)"
+
+
+# --- roll back: the request's fields -------------------------------------------------------------
+
+MAX_REASON = 1000  # characters of a roll back's `Reason "..."` line
+
+
+def _version_number(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise Invalid("to_version", f"expected a version number (0 for the original text), found {value!r}")
+    return value
+
+
+def _rollback_day(value: dt.date | str | None, today: dt.date) -> dt.date:
+    """The roll back's effective date: tomorrow by default (a date already past would apply at once)."""
+    if value is None:
+        return today + dt.timedelta(days=1)
+    if isinstance(value, dt.date):
+        return value
+    try:
+        day = dt.date.fromisoformat(value) if isinstance(value, str) and len(value) == 10 else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise Invalid("effective", f"expected a date (YYYY-MM-DD), found {value!r}")
+    return day
+
+
+def _rollback_reason(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid("reason", "say why the charter is rolled back")
+    if "\n" in value or "\r" in value or len(value) > MAX_REASON:
+        raise Invalid("reason", f"expected one line of at most {MAX_REASON} characters")
+    return value

@@ -18,7 +18,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from charter import charters, expectation_files
@@ -30,6 +30,7 @@ from charter.language.checker import check
 from charter.language.consolidate import Consolidated, consolidate
 from charter.language.errors import CharterError, Diagnostic
 from charter.language.parser import parse_amendment, parse_charter
+from charter.language.rollback import NothingToRollBack, Rollback, approvers_for, write_rollback
 from charter.policy.canary import CanaryPlan, InvalidPlan
 from charter.policy.plan import Plan
 from charter.policy.plan import plan as access_plan
@@ -169,6 +170,15 @@ def _checked(
             f'the amendment is to "{amendment.charter_name}", but the charter in the store is "{charter.name}"'
         )
     others = [parsed(row) for row in live(session, charter.name) if editing is None or row.id != editing.id]
+    used = session.scalar(
+        select(AmendmentRow).where(
+            AmendmentRow.charter_name == charter.name,
+            AmendmentRow.number == amendment.number,
+            AmendmentRow.status.not_in(LIVE),
+        )
+    )
+    if used is not None:  # a number is never reused: the withdrawn or rejected amendment keeps it in the record
+        raise Refused(f"amendment {amendment.number} was {used.status}; numbers are not reused")
     taken = {a.number for a in others}
     if amendment.number in taken or (taken and amendment.number < max(taken)):
         raise Refused(f"amendment {amendment.number} is taken or out of order (the last is {max(taken)})")
@@ -457,3 +467,80 @@ def view(session: Session, row: AmendmentRow) -> dict:
         "canary": canary,
         "text": row.text,
     }
+
+
+# --- roll back ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RolledBack:
+    """A roll back proposed: the stored amendment, and what `language.rollback` wrote."""
+
+    proposed: Proposed
+    rollback: Rollback
+
+
+def rollback(
+    session: Session,
+    to_version: int,
+    effective: dt.date,
+    reason: str,
+    proposer: str,
+    directory: Directory,
+    now: dt.datetime,
+) -> RolledBack:
+    """Propose the next amendment, restoring the clauses of version `to_version` (through `propose`: checked,
+    numbered and stored like any other, to be planned and approved on its own).
+
+    Version N is the charter with the amendments in force numbered N or lower (0: none). The roll back
+    is written against the version in force, so it is refused while another amendment is pending: it
+    would take effect after that one (amendments apply in number order) and undo it unseen.
+    """
+    charter = parse_charter(charter_row(session).text, "charter")
+    rows = live(session, charter.name)
+    pending = [row for row in rows if row.status in PENDING]
+    if pending:
+        listed = ", ".join(f"{row.number} ({row.status})" for row in pending)
+        raise Refused(
+            f"amendments pending: {listed}; a roll back undoes the version in force, so decide, apply or "
+            "withdraw them first"
+        )
+    in_force = [parsed(row) for row in rows]
+    current = consolidate(charter, in_force)
+    _check_version(session, charter.name, to_version, current)
+    target = consolidate(charter, [a for a in in_force if a.number <= to_version])
+    try:
+        written = write_rollback(
+            current, target, _next_number(session, charter.name), effective, reason, approvers_for(current, target)
+        )
+    except NothingToRollBack as nothing:
+        raise Refused(str(nothing)) from None
+    except ValueError as error:  # the charter names no one who could approve it
+        raise Refused(str(error), 422) from None
+    return RolledBack(propose(session, written.text, directory, proposer, now), written)
+
+
+def _check_version(session: Session, charter_name: str, to_version: int, current: Consolidated) -> None:
+    """Refuse a version that is not an earlier one: the one in force, a later one, or one never in force."""
+    if to_version == current.version:
+        raise Refused(f"version {to_version} is the version in force: nothing to roll back")
+    if to_version < 0 or to_version > current.version:
+        raise Refused(
+            f"there is no version {to_version} to roll back to: the version in force is {current.version}", 422
+        )
+    if to_version > 0 and to_version not in {a.number for a in current.applied}:
+        row = session.scalar(
+            select(AmendmentRow).where(AmendmentRow.charter_name == charter_name, AmendmentRow.number == to_version)
+        )
+        why = (
+            f"amendment {to_version} is {row.status.replace('_', ' ')}, never in force"
+            if row
+            else f"no amendment {to_version} was ever proposed"
+        )
+        raise Refused(f"there is no version {to_version} to roll back to: {why}", 422)
+
+
+def _next_number(session: Session, charter_name: str) -> int:
+    """After every amendment ever stored, withdrawn and rejected ones too (their numbers stay taken)."""
+    highest = session.scalar(select(func.max(AmendmentRow.number)).where(AmendmentRow.charter_name == charter_name))
+    return (highest or 0) + 1

@@ -652,6 +652,7 @@ def _admin_routes(app: FastAPI) -> None:
             raise ApiError(400, "invalid_request", message, [{"field": "body", "message": message}]) from None
         return _done(await run(admin.upload_charter, caller, text))
 
+    _rollback_route(router, ops, run)  # before the amendment routes: "rollback" is not an amendment number
     _amendment_routes(router, ops, run)
     _charter_file_routes(router, ops, run)
 
@@ -916,6 +917,29 @@ def _verdict_route(router: APIRouter, ops, run, verdict: str) -> None:
         if await request.body():
             comment = (await _fields(request, VerdictIn)).get("comment")
         return _done(await run(admin.decide_amendment, caller, number, verdict, comment))
+
+
+class RollbackIn(_Body):
+    to_version: int = Field(ge=0, description="The version to restore: 0 for the original text, N for amendment N's")
+    effective: str | None = Field(None, description="YYYY-MM-DD; omitted means tomorrow (the server's clock)")
+    reason: str = Field(min_length=1, max_length=admin_ops.MAX_REASON, description="One line: why")
+
+
+def _rollback_route(router: APIRouter, ops, run) -> None:
+    """A roll back: a new amendment restoring an earlier version's clauses (docs/rollback.md)."""
+
+    @router.post(
+        "/amendments/rollback",
+        tags=["amendments"],
+        summary="Propose the amendment that restores an earlier version's clauses",
+        status_code=201,
+        openapi_extra=_body_schema(RollbackIn),
+    )
+    async def propose_rollback(request: Request) -> Response:
+        admin, caller = ops(request)
+        body = await _fields(request, RollbackIn)
+        done = await run(admin.propose_rollback, caller, body["to_version"], body.get("effective"), body["reason"])
+        return _done(done, 201)
 
 
 async def _text_body(request: Request) -> str:
