@@ -272,3 +272,97 @@ class AuditKeyRow(Base):
     public_key: Mapped[bytes] = mapped_column(LargeBinary)  # raw Ed25519, 32 bytes
     created_at: Mapped[dt.datetime]
     retired_at: Mapped[dt.datetime | None]
+
+
+# --- just-in-time access, reviews and notifications (charter.access, charter.reviews, charter.notify) ----------
+
+
+class AccessRequestRow(Base):
+    """A request for access under an eligibility clause: pending until its quorum approves (a grant) or not."""
+
+    __tablename__ = "access_requests"
+    __table_args__ = (
+        Index("ix_access_requests_status", "status"),
+        Index("ix_access_requests_subject", "subject_type", "subject"),
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    subject_type: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(255))
+    resource: Mapped[str] = mapped_column(String(1024))
+    clause: Mapped[int] = mapped_column(Integer)
+    seconds: Mapped[int] = mapped_column(BigInteger)  # the duration asked for
+    reason: Mapped[str | None] = mapped_column(Text)
+    starts: Mapped[dt.datetime | None]  # a requested start; None: from approval
+    status: Mapped[str] = mapped_column(String(16))  # pending | approved | denied | expired | cancelled
+    approvers: Mapped[list] = mapped_column(default=list)  # [[count, group], ...] from the clause when asked
+    escalated_to: Mapped[str | None] = mapped_column(String(255))
+    grant_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime]
+    decided_at: Mapped[dt.datetime | None]
+
+
+class AccessRequestVerdictRow(Base):
+    __tablename__ = "access_request_verdicts"
+    __table_args__ = (UniqueConstraint("request_id", "person"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("access_requests.id", ondelete="CASCADE"))
+    person: Mapped[str] = mapped_column(String(255))
+    verdict: Mapped[str] = mapped_column(String(16))  # approve | deny
+    groups: Mapped[list] = mapped_column(default=list)
+    comment: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[dt.datetime]
+
+
+class ReviewTaskRow(Base):
+    """Something a group must review by a date: a use of break glass, or the membership of a group."""
+
+    __tablename__ = "review_tasks"
+    __table_args__ = (Index("ix_review_tasks_status_due", "status", "due"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # break glass | membership
+    clause: Mapped[int] = mapped_column(Integer)
+    reviewer_group: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str] = mapped_column(String(512))
+    details: Mapped[dict] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16))  # open | done
+    opened_at: Mapped[dt.datetime]
+    due: Mapped[dt.datetime]
+    closed_at: Mapped[dt.datetime | None]
+    closed_by: Mapped[str | None] = mapped_column(String(255))
+    outcome: Mapped[dict | None] = mapped_column()
+
+
+class EventRow(Base):
+    """Something people should hear about (a request to approve, a break glass): sent to webhooks and streams."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime]
+    payload: Mapped[dict] = mapped_column(default=dict)
+
+
+class WebhookRow(Base):
+    __tablename__ = "webhooks"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[str] = mapped_column(String(128))  # the HMAC key deliveries are signed with
+    events: Mapped[list] = mapped_column(default=list)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime]
+    disabled_at: Mapped[dt.datetime | None]
+
+
+class WebhookDeliveryRow(Base):
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("events.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt: Mapped[dt.datetime]
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[dt.datetime | None]
