@@ -18,6 +18,7 @@ So the charter says who administers what, e.g.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from charter import amendments, charters, expectation_files
+from charter import access, amendments, charters, expectation_files
 from charter import clients as client_store
 from charter.audit import export as audit_export
 from charter.audit import store as audit_store
@@ -36,10 +37,12 @@ from charter.directory import repository
 from charter.directory.repository import Conflict, NotFound
 from charter.drift import drift_in_store
 from charter.engine import Engine
+from charter.policy import access as policy_access
 from charter.policy.decision import Basis, Decision
 from charter.policy.request import Request
 from charter.store.db import bump_revision, current_revision
 from charter.store.models import (
+    AccessRequestRow,
     AmendmentRow,
     ApiClientRow,
     GrantRow,
@@ -58,6 +61,7 @@ DEFAULT_LIMIT = 100  # items in a page of a list when the caller does not say
 MAX_LIMIT = 1000
 CATCH_UP_TIMEOUT = 2.0  # how long a write waits for this server's snapshot to include it
 
+log = logging.getLogger("charter.admin")
 __all__ = ["Admin", "Conflict", "Forbidden", "Invalid", "NotFound", "Page"]
 
 
@@ -646,6 +650,153 @@ class Admin:
                 None,
                 {"number": number, "error": reason},
             )
+
+    # --- just-in-time access (charter.access) ----------------------------------------------------------
+    # Asking needs no administrative right: the charter's eligibility and break-glass clauses decide.
+    # Approving needs membership of a group the clause names (or of the escalation group once escalated).
+
+    def request_access(self, caller: Caller, fields: Mapping[str, object]) -> Done:
+        """Ask for `action` on `resource` for `duration` (with `reason`, from `starts`) under the charter."""
+        ask = self._ask(caller, fields)
+        starts = _when(fields.get("starts"), "starts")
+        target = f"access:requests/{caller.subject_type}/{caller.subject}"
+        allowed = self._allowed(caller, ask, policy_access.may_request, "request.create", target)
+        with self._transaction(caller, target, "request.create", None) as change:
+            row = access.create_request(change.session, ask, allowed, starts, self.now())
+            result = access.view(change.session, row)
+            change.details.update(request=row.id, clause=allowed.clause, after=result)
+        return Done(change.revision, result)
+
+    def decide_request(self, caller: Caller, request_id: str, verdict: str, comment: str | None = None) -> Done:
+        if verdict not in ("approve", "deny"):
+            raise Invalid("verdict", f'expected "approve" or "deny", found {verdict!r}')
+        principal = self.engine.snapshot.principal(caller.subject_type, caller.subject)
+        groups = principal.groups if principal is not None and caller.subject_type == "user" else frozenset()
+        target, operation = f"access:requests/{request_id}", f"request.{verdict}"
+        try:
+            with self._transaction(caller, target, operation, None) as change:
+                row = access.find(change.session, request_id, lock=True)
+                access.decide(change.session, row, caller.subject, groups, verdict, comment, self.now())
+                result = access.view(change.session, row)
+                change.details.update(request=request_id, status=row.status, grant=row.grant_id, comment=comment)
+        except amendments.Refused as refused:
+            if refused.status != 404:
+                self._refused(caller, operation, target, str(refused))
+            raise
+        return Done(change.revision, result)
+
+    def cancel_request(self, caller: Caller, request_id: str) -> Done:
+        target = f"access:requests/{request_id}"
+        with self._transaction(caller, target, "request.cancel", None) as change:
+            row = access.find(change.session, request_id, lock=True)
+            if (row.subject_type, row.subject) != (caller.subject_type, caller.subject):
+                raise amendments.Refused(f"only its requester may cancel request {request_id}", 403)
+            access.cancel(change.session, row, self.now())
+            result = access.view(change.session, row)
+        return Done(change.revision, result)
+
+    def get_request(self, caller: Caller, request_id: str) -> dict:
+        """A request, for its requester, those who may decide it, and whoever may read the subject's grants."""
+        with self.engine.sessions() as session:
+            row = access.find(session, request_id)
+            involved = self._involved(caller, row)
+            subject = f"grants:{row.subject_type}/{row.subject}"
+            result = access.view(session, row)
+        if not involved:
+            self.authorize(caller, "read", subject)
+        return result
+
+    def list_requests(self, caller: Caller, status: str | None = None) -> dict:
+        """The caller's own requests and those they may decide (pending, in a group that approves them)."""
+        with self.engine.sessions() as session:
+            query = select(AccessRequestRow).order_by(AccessRequestRow.created_at.desc())
+            if status is not None:
+                query = query.where(AccessRequestRow.status == status)
+            rows = [row for row in session.scalars(query.limit(MAX_LIMIT)) if self._involved(caller, row)]
+            items = [access.view(session, row) for row in rows]
+        return {"items": items, "total": len(items)}
+
+    def _involved(self, caller: Caller, row: AccessRequestRow) -> bool:
+        if (row.subject_type, row.subject) == (caller.subject_type, caller.subject):
+            return True
+        principal = self.engine.snapshot.principal(caller.subject_type, caller.subject)
+        return (
+            caller.subject_type == "user"
+            and principal is not None
+            and bool(access.approving_groups(row) & principal.groups)
+        )
+
+    def revoke_access(self, caller: Caller, grant_id: str) -> Done:
+        """End a grant at once: its holder, an approver of its request, or whoever may manage its grants."""
+        target = f"access:grants/{grant_id}"
+        with self.engine.sessions() as session:
+            grant = session.get(GrantRow, grant_id)
+            if grant is None:
+                raise NotFound(f'no grant "{grant_id}"')
+            request = access.request_of_grant(session, grant_id)
+            approvers = {v.person for v in access.verdicts(session, request)} if request is not None else set()
+            holder = (grant.subject_type, grant.subject) == (caller.subject_type, caller.subject)
+            approver = caller.subject_type == "user" and caller.subject in approvers
+            subject = f"grants:{grant.subject_type}/{grant.subject}"
+        decision = None if holder or approver else self.authorize(caller, "manage", subject, "grant.revoke")
+        with self._transaction(caller, target, "grant.revoke", decision) as change:
+            row = change.session.get(GrantRow, grant_id, with_for_update=True)
+            access.revoke(change.session, row, caller.describe(), self.now())
+            result = access.grant_view(row)
+            change.details.update(before=None, after=result)
+        return Done(change.revision, result)
+
+    def break_glass(self, caller: Caller, fields: Mapping[str, object]) -> Done:
+        """Immediate access under a break-glass clause: loudly audited and alerted, with a review task due."""
+        from charter import metrics
+
+        ask = self._ask(caller, fields)
+        target = f"access:break-glass/{caller.subject_type}/{caller.subject}"
+        allowed = self._allowed(caller, ask, policy_access.may_break_glass, "break_glass.use", target)
+        with self._transaction(caller, target, "break_glass.use", None) as change:
+            grant, task = access.break_glass(change.session, ask, allowed, self.now())
+            result = {"grant": access.grant_view(grant), "review": {"id": task.id, "due": task.due.isoformat()}}
+            change.details.update(loud=True, clause=allowed.clause, reason=ask.reason, **result)
+        metrics.BREAK_GLASS.labels(str(allowed.clause)).inc()
+        log.warning(
+            "BREAK GLASS: %s used clause %s for %s on %s until %s (reason: %s); review %s due %s",
+            caller.describe(), allowed.clause, ask.action, ask.resource, grant.ends.isoformat(), ask.reason,
+            task.id, task.due.isoformat(),
+        )  # fmt: skip
+        return Done(change.revision, result)
+
+    def sweep_requests(self, actor: str) -> list[dict]:
+        """Escalate and expire pending requests by the charter's windows (each server, every minute)."""
+        with self.engine.sessions() as session:
+            pending = session.scalar(select(func.count()).where(AccessRequestRow.status == "pending"))
+        if not pending:
+            return []
+        with self._transaction(actor, "access:requests", "request.sweep", None) as change:
+            done = access.sweep(change.session, self.engine.snapshot.version, self.now())
+            results = [{"request": row.id, "did": what} for what, row in done]
+            change.details.update(results=results)
+        return results
+
+    def _ask(self, caller: Caller, fields: Mapping[str, object]) -> policy_access.Ask:
+        for name in ("action", "resource"):
+            if not isinstance(fields.get(name), str) or not str(fields.get(name)).strip():
+                raise Invalid(name, "expected a non-empty string")
+        try:
+            duration = access.parse_duration(fields.get("duration"))
+        except ValueError as error:
+            raise Invalid("duration", str(error)) from None
+        reason = fields.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            raise Invalid("reason", "expected a string")
+        action, resource = str(fields["action"]), str(fields["resource"])
+        return policy_access.Ask(caller.subject_type, caller.subject, action, resource, duration, reason)
+
+    def _allowed(self, caller: Caller, ask, check, operation: str, target: str) -> policy_access.Allowed:
+        try:
+            return check(self.engine.snapshot, ask)
+        except policy_access.NotAllowed as refusal:
+            self._refused(caller, operation, target, refusal.message)
+            raise amendments.Refused(refusal.message, 403, refusal.clause) from None
 
     # --- expectation files and versions ------------------------------------------------------------
 

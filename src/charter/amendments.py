@@ -47,9 +47,10 @@ LIVE = (*PENDING, "in_force")  # amendments that count when numbering and checki
 class Refused(Exception):
     """The step is not allowed now: wrong state, not eligible, already voted. `status` is the HTTP answer."""
 
-    def __init__(self, message: str, status: int = 409):
+    def __init__(self, message: str, status: int = 409, clause: int | None = None):
         super().__init__(message)
         self.status = status
+        self.clause = clause  # the clause of the charter the refusal rests on, when there is one
 
 
 @dataclass(frozen=True, slots=True)

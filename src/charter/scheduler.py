@@ -1,5 +1,5 @@
 """The server's amendment scheduler: once a minute, apply every approved amendment whose date has come,
-and judge the amendments in canary (withdraw or promote them).
+judge the amendments in canary (withdraw or promote them), and escalate or expire undecided access requests.
 
 Each server runs one; two applying the same amendment at once is safe (the revision row's lock
 serialises them, and the second finds it already in force). A failure leaves the previous version in
@@ -32,6 +32,8 @@ class AmendmentScheduler:
 
     def run_once(self) -> list[dict]:
         results = self.admin.apply_due_amendments(ACTOR) + self.admin.watch_canaries(ACTOR)
+        for swept in self.admin.sweep_requests(ACTOR):
+            log.warning("access request %s %s", swept["request"], swept["did"])
         for result in results:
             if result["status"] == "failed":
                 log.error("amendment %s could not move on: %s", result["number"], result["error"])

@@ -318,6 +318,10 @@ def _register() -> None:
     cli.add_command(amend_group)
     cli.add_command(show_command)
     cli.add_command(expectations_group)
+    from charter.cli.access import COMMANDS as ACCESS_COMMANDS
+
+    for command in ACCESS_COMMANDS:
+        cli.add_command(command)
 
 
 _register()

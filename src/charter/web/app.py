@@ -106,6 +106,7 @@ def create_app(
 
     search_routes(app, engine)
     _admin_routes(app)
+    _access_routes(app)
     return RevisionMiddleware(app, engine, max_body, _direct_endpoints(app))  # type: ignore[return-value]
 
 
@@ -273,8 +274,9 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(amendments.Refused)
     async def refused(request: Request, error: amendments.Refused) -> Response:
-        code = {403: "forbidden", 404: "not_found"}.get(error.status, "conflict")
-        return json_error(error.status, code, str(error))
+        code = {400: "invalid_request", 403: "forbidden", 404: "not_found"}.get(error.status, "conflict")
+        details = [{"clause": error.clause, "message": str(error)}] if error.clause is not None else None
+        return json_error(error.status, code, str(error), details)
 
     @app.exception_handler(charters.Rejected)
     async def rejected(request: Request, error: charters.Rejected) -> Response:
@@ -555,6 +557,99 @@ _LIMIT = Query(
 _OFFSET = Query(0, ge=0, description="Items to skip")
 _SUBJECT_TYPE = Query(None, description="With subject: only those of this identity (user, service or partner)")
 _SUBJECT = Query(None, description="With subject_type: only those of this identity")
+
+
+class AccessIn(_Body):
+    action: str = Field(description="The action asked for, e.g. write")
+    resource: str = Field(description="The resource, within the clause's pattern")
+    duration: str | int = Field(description="How long: 8h, 90m, 1d, 8 hours, or seconds")
+    reason: str | None = Field(None, max_length=4000, description="Why (required where the clause says so)")
+    starts: str | None = Field(None, description="A later start (ISO 8601 with a zone); default: from approval")
+
+
+class RequestVerdictIn(_Body):
+    comment: str | None = Field(None, max_length=4000)
+
+
+def _access_routes(app: FastAPI) -> None:
+    """Just-in-time access for people and services acting as themselves: requests, verdicts, revocation,
+    break glass; and the Prometheus metrics."""
+    router = APIRouter(prefix="/access/v1", dependencies=[Security(_authenticated)], responses=_ERRORS)
+
+    def ops(request: Request) -> tuple[admin_ops.Admin, Caller]:
+        return request.app.state.admin, request.state.caller
+
+    async def run(function, *args):
+        return await anyio.to_thread.run_sync(function, *args)
+
+    @router.post(
+        "/requests",
+        tags=["access"],
+        summary="Request access under an eligibility clause (refused with the clause when not allowed)",
+        status_code=201,
+        openapi_extra=_body_schema(AccessIn),
+    )
+    async def create_request(request: Request) -> Response:
+        admin, caller = ops(request)
+        return _done(await run(admin.request_access, caller, await _fields(request, AccessIn)), 201)
+
+    @router.get("/requests", tags=["access"], summary="Your requests and those you may decide, newest first")
+    async def list_requests(request: Request, status: str | None = None) -> Response:
+        admin, caller = ops(request)
+        return _json(await run(admin.list_requests, caller, status))
+
+    @router.get("/requests/{request_id}", tags=["access"], summary="One request: status, quorum, verdicts, grant")
+    async def get_request(request_id: str, request: Request) -> Response:
+        admin, caller = ops(request)
+        return _json(await run(admin.get_request, caller, request_id))
+
+    for verdict in ("approve", "deny"):
+        _request_verdict_route(router, ops, run, verdict)
+
+    @router.post("/requests/{request_id}/cancel", tags=["access"], summary="Cancel your pending request")
+    async def cancel_request(request_id: str, request: Request) -> Response:
+        admin, caller = ops(request)
+        return _done(await run(admin.cancel_request, caller, request_id))
+
+    @router.delete("/grants/{grant_id}", tags=["access"], summary="Revoke a grant: its holder, an approver, an admin")
+    async def revoke(grant_id: str, request: Request) -> Response:
+        admin, caller = ops(request)
+        return _done(await run(admin.revoke_access, caller, grant_id))
+
+    @router.post(
+        "/break-glass",
+        tags=["access"],
+        summary="Break glass under a clause: access at once, loudly audited, a review due",
+        status_code=201,
+        openapi_extra=_body_schema(AccessIn),
+    )
+    async def break_glass(request: Request) -> Response:
+        admin, caller = ops(request)
+        return _done(await run(admin.break_glass, caller, await _fields(request, AccessIn)), 201)
+
+    app.include_router(router)
+
+    @app.get("/metrics", tags=["metrics"], summary="Prometheus metrics of this server process")
+    async def metrics() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _request_verdict_route(router: APIRouter, ops, run, verdict: str) -> None:
+    @router.post(
+        f"/requests/{{request_id}}/{verdict}",
+        tags=["access"],
+        summary=f"{verdict.capitalize()} a request as a member of a group that decides it",
+        name=f"{verdict}_request",
+        openapi_extra=_body_schema(RequestVerdictIn),
+    )
+    async def decide(request_id: str, request: Request) -> Response:
+        admin, caller = ops(request)
+        comment = None
+        if await request.body():
+            comment = (await _fields(request, RequestVerdictIn)).get("comment")
+        return _done(await run(admin.decide_request, caller, request_id, verdict, comment))
 
 
 def _admin_routes(app: FastAPI) -> None:
