@@ -187,3 +187,26 @@ def api(db) -> Iterator[Api]:
 def alice(api: Api) -> str:
     """A credential acting as user "alice" (sre, sre-leads; not an iam-admin), created through the API."""
     return api.new_credential("alice")
+
+
+@pytest.fixture
+def live(db) -> Iterator[tuple]:
+    """A started server at API_TEST_TIME, and an httpx client on it as the admin (the `Api` helpers)."""
+    import socket
+
+    import httpx
+
+    from charter.bootstrap import initialize
+    from charter.clock import FixedClock
+    from charter.engine import Engine
+    from charter.web.app import create_app
+    from live import LiveServer
+
+    clock = FixedClock(API_TEST_TIME)
+    initialized = initialize(db, clock)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with LiveServer(create_app(Engine(db, clock=clock)), port) as server, httpx.Client(base_url=server.url) as http:
+        http.app = server.server.config.app  # type: ignore[attr-defined]  # as Api expects of a TestClient
+        yield server, Api(http, initialized.admin_credential, clock)

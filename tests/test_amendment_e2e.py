@@ -10,58 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
-import threading
-import time
-from collections.abc import Iterator
 
-import pytest
-import uvicorn
 from click.testing import CliRunner
 
 from charter.audit import store
-from charter.bootstrap import initialize, sample
+from charter.bootstrap import sample
 from charter.cli.main import cli
-from charter.clock import FixedClock
-from charter.engine import Engine
-from charter.web.app import create_app
-from conftest import API_TEST_TIME, Api
+from live import LiveServer
 
 ADMIN = "/admin/v1"
-
-
-class LiveServer:
-    def __init__(self, app, port: int):
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, name="charter-test-server", daemon=True)
-        self.url = f"http://127.0.0.1:{port}"
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "the server did not start"
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
-@pytest.fixture
-def live(db) -> Iterator[tuple[LiveServer, Api]]:
-    """A started server at API_TEST_TIME, and an httpx client on it as the admin (the `Api` helpers)."""
-    import httpx
-
-    clock = FixedClock(API_TEST_TIME)
-    initialized = initialize(db, clock)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with LiveServer(create_app(Engine(db, clock=clock)), port) as server, httpx.Client(base_url=server.url) as http:
-        http.app = server.server.config.app  # type: ignore[attr-defined]  # as Api expects of a TestClient
-        yield server, Api(http, initialized.admin_credential, clock)
 
 
 def as_person(server: LiveServer, credential: str, *args: str):
