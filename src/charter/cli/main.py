@@ -318,6 +318,13 @@ def _register() -> None:
     cli.add_command(amend_group)
     cli.add_command(show_command)
     cli.add_command(expectations_group)
+    _register_reviews()
+
+
+def _register_reviews() -> None:
+    from charter.cli.review import review_group
+
+    cli.add_command(review_group)
 
 
 _register()
