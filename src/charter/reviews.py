@@ -400,14 +400,14 @@ class ReviewSweeper:
 
 
 def _campaign_due(session: Session, campaign: rules.Campaign, now: dt.datetime) -> bool:
-    same = select(ReviewTaskRow).where(
+    same = (
         ReviewTaskRow.kind == rules.MEMBERSHIP,
         ReviewTaskRow.clause == campaign.clause,
         ReviewTaskRow.subject == campaign.subject,
     )
-    last = session.scalar(select(func.max(ReviewTaskRow.opened_at)).select_from(same.subquery()))
-    still_open = session.scalar(same.where(ReviewTaskRow.status == "open").limit(1)) is not None
-    return rules.campaign_due(campaign, None if last is None else _aware(last), still_open, now)
+    last = session.scalar(select(func.max(ReviewTaskRow.opened_at)).where(*same))
+    still_open = session.scalar(select(ReviewTaskRow.id).where(*same, ReviewTaskRow.status == "open").limit(1))
+    return rules.campaign_due(campaign, None if last is None else _aware(last), still_open is not None, now)
 
 
 def _nesting(session: Session) -> dict[str, list[str]]:
