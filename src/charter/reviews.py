@@ -392,7 +392,10 @@ class ReviewSweeper:
     def run_once(self) -> list[dict]:
         results = self.reviews.sweep(SWEEPER)
         for result in results:
-            log.warning("review task %s: %s", result["task"], result["action"])
+            if result["action"] == "overdue":
+                log.warning("review task %s is overdue", result["task"])
+            else:
+                log.info("review task %s opened (membership of group %s)", result["task"], result["group"])
         return results
 
 
