@@ -106,7 +106,7 @@ class Reviews:
         self._must_review(caller, task, operation)
         if task.kind != rules.MEMBERSHIP:
             self._conflict(caller, operation, task, f'task "{task_id}" is a {task.kind} review: complete it instead')
-        if member not in {f"{m['type']}:{m['id']}" for m in task.details.get("members", ())}:
+        if member not in {f"{m['type']}:{m['id']}" for m in (task.details or {}).get("members", ())}:
             raise NotFound(f'{member} is not under review in task "{task_id}"')
         if member == _person(caller):
             self._refuse(caller, operation, task, f"{member} may not review their own membership")
@@ -318,7 +318,8 @@ class Reviews:
 
     def _break_glass_users(self, task: ReviewTaskRow) -> set[str]:
         """Who used the break glass under review: as the task says, and as its grant says (either suffices)."""
-        users = {str(task.details["subject"])} if task.details.get("subject") else set()
+        used_by = (task.details or {}).get("subject")
+        users = {str(used_by)} if used_by else set()
         with self.engine.sessions() as session:
             grant = session.get(GrantRow, task.subject)
             if grant is not None:
