@@ -170,6 +170,13 @@ def test_break_glass_grants_at_once_with_a_loud_record_an_event_a_metric_and_a_r
     api.clock.advance(dt.timedelta(hours=1, seconds=1))
     assert api.decide("alice", "delete", "db:prod/orders")["decision"] is False  # the hour is over
 
+    # The security review left past its 24 hours is overdue: in the drift report and the review list.
+    assert not [f for f in api.ok("GET", f"{ADMIN}/drift")["findings"] if f["check"] == "review-overdue"]
+    api.clock.advance(dt.timedelta(hours=23))
+    overdue = [f for f in api.ok("GET", f"{ADMIN}/drift")["findings"] if f["check"] == "review-overdue"]
+    assert [f["clause"] for f in overdue] == [5]
+    assert [t["id"] for t in api.ok("GET", "/access/v1/reviews?status=overdue")["items"]] == [task.id]
+
 
 def _break_glass_count(server: LiveServer) -> float:
     text = httpx.get(server.url + "/metrics").text

@@ -13,17 +13,17 @@ from sqlalchemy.orm import Session
 from charter import charters
 from charter.directory import repository
 from charter.engine import empty_version
-from charter.policy.drift import AmendmentState, Drift, LiveClient, find_drift
+from charter.policy.drift import AmendmentState, Drift, LiveClient, OpenReview, find_drift
 from charter.policy.grants import Grant, GrantKind
 from charter.store.db import is_postgres
-from charter.store.models import AmendmentRow, ApiClientRow, GrantRow
+from charter.store.models import AmendmentRow, ApiClientRow, GrantRow, ReviewTaskRow
 
 
 def drift_in_store(session: Session, now: dt.datetime) -> Drift:
     """The drift of the store as of `now`, against the charter version in force that day.
 
     `session` must be fresh: on PostgreSQL its transaction is made REPEATABLE READ first, so the
-    directory, grants, clients and amendments are all read from one moment, as the engine reads them.
+    directory, grants, clients, amendments and review tasks are all read from one moment, as the engine reads them.
     """
     now = now.astimezone(dt.UTC)
     if is_postgres(session.get_bind()):  # type: ignore[arg-type]
@@ -42,7 +42,15 @@ def drift_in_store(session: Session, now: dt.datetime) -> Drift:
         AmendmentState(row.number, row.status, row.effective, row.last_error)
         for row in session.scalars(of_this_charter.order_by(AmendmentRow.number))
     ]
-    return find_drift(version, directory, grants, clients, amendments, now)
+    return find_drift(version, directory, grants, clients, amendments, now, _open_reviews(session))
+
+
+def _open_reviews(session: Session) -> list[OpenReview]:
+    rows = session.scalars(select(ReviewTaskRow).where(ReviewTaskRow.status == "open").order_by(ReviewTaskRow.id))
+    return [
+        OpenReview(r.id, r.kind, r.clause, r.reviewer_group, r.subject, _aware(r.opened_at), _aware(r.due))
+        for r in rows
+    ]
 
 
 def _grant(row: GrantRow) -> Grant:

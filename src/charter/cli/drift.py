@@ -24,7 +24,8 @@ def drift_command(as_json: bool) -> None:
 
     Members of revoked groups, revoked identities still active or holding access, services and
     partners without an active owner, service credentials past rotation, access held by disabled or
-    departed identities, grants whose clause no longer allows them, amendments due but not in force.
+    departed identities, grants whose clause no longer allows them, amendments due but not in force,
+    access reviews past their due date.
     Exit 0 when there is no drift, 1 when there are findings, 2 when the store cannot be read.
     """
     from sqlalchemy.exc import SQLAlchemyError

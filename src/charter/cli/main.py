@@ -309,6 +309,7 @@ def main() -> None:
 
 
 def _register() -> None:
+    from charter.cli.access import COMMANDS as ACCESS_COMMANDS
     from charter.cli.amend import amend_group, expectations_group, show_command
     from charter.cli.audit import audit_group
     from charter.cli.drift import drift_command
@@ -318,10 +319,16 @@ def _register() -> None:
     cli.add_command(amend_group)
     cli.add_command(show_command)
     cli.add_command(expectations_group)
-    from charter.cli.access import COMMANDS as ACCESS_COMMANDS
-
     for command in ACCESS_COMMANDS:
         cli.add_command(command)
+
+    _register_reviews()
+
+
+def _register_reviews() -> None:
+    from charter.cli.review import review_group
+
+    cli.add_command(review_group)
 
 
 _register()

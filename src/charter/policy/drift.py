@@ -5,7 +5,7 @@ days, ...); the engine enforces what it can at decision time, and this module re
 directory, the live grants and API clients, and the amendments' states still disagree, so that someone
 can clean them up. Each finding names the clause its obligation comes from (None when the obligation is
 not a clause, such as every service having an owner). Checks whose state does not exist yet (MFA
-enrolment, issued tokens, access reviews) are reported as not checked, with the issue that adds them.
+enrolment, issued tokens) are reported as not checked, with the issue that adds them.
 
 `charter.drift` reads the store and calls `find_drift`; docs/drift.md explains each check.
 """
@@ -82,6 +82,19 @@ class AmendmentState:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenReview:
+    """A review task not done yet (`charter.reviews`): what it reviews, by whom, under which clause, by when."""
+
+    id: str
+    kind: str  # membership | break glass
+    clause: int
+    reviewer_group: str
+    subject: str  # "group:contractors", or the break-glass grant's id
+    opened_at: dt.datetime
+    due: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Drift:
     """The findings (sorted by check, then subject) and what could not be checked, as of `as_of`."""
 
@@ -112,6 +125,7 @@ class _Live:
     clients: tuple[LiveClient, ...]
     amendments: tuple[AmendmentState, ...]
     now: dt.datetime
+    reviews: tuple[OpenReview, ...] = ()
     revoked_groups: Mapping[str, int] = field(init=False)  # group -> the clause revoking it
     revoked_identities: Mapping[str, int] = field(init=False)  # "user:bob" -> the clause revoking it
 
@@ -154,9 +168,19 @@ def find_drift(
     clients: Sequence[LiveClient],
     amendments: Sequence[AmendmentState],
     now: dt.datetime,
+    reviews: Sequence[OpenReview] = (),
 ) -> Drift:
-    """Every check of `CHECKS` over the live state; `grants` are those not revoked (the ended are skipped)."""
-    live = _Live(version, directory, tuple(g for g in grants if g.ends > now), tuple(clients), tuple(amendments), now)
+    """Every check of `CHECKS` over the live state; `grants` are those not revoked (the ended are skipped),
+    `reviews` the review tasks still open."""
+    live = _Live(
+        version,
+        directory,
+        tuple(g for g in grants if g.ends > now),
+        tuple(clients),
+        tuple(amendments),
+        now,
+        tuple(reviews),
+    )
     findings = [
         Finding(check, subject, detail, clause)
         for check, (_, run) in CHECKS.items()
@@ -318,6 +342,24 @@ def _overdue_amendments(live: _Live) -> Iterator[tuple[str, str, int | None]]:
             yield f"amendment:{amendment.number}", detail, None
 
 
+def _overdue_reviews(live: _Live) -> Iterator[tuple[str, str, int | None]]:
+    for review in live.reviews:
+        if live.now > review.due:
+            due = review.due.astimezone(dt.UTC)
+            detail = (
+                f'{_describe_review(review)}, by group "{review.reviewer_group}", '
+                f"was due {due:%Y-%m-%d %H:%M} UTC and is not done"
+            )
+            yield f"review:{review.id}", detail, review.clause
+
+
+def _describe_review(review: OpenReview) -> str:
+    if review.kind == "membership":
+        kind, _, name = review.subject.partition(":")
+        return f'the membership review of {kind} "{name}"'
+    return f"the review of break-glass grant {review.subject}"
+
+
 # Every check run, by id: a one-line description (docs/drift.md says more) and the check itself.
 CHECKS: dict[str, tuple[str, Check]] = {
     "revoked-group-member": (
@@ -349,10 +391,13 @@ CHECKS: dict[str, tuple[str, Check]] = {
         "an approved amendment whose effective date has passed but which is not in force",
         _overdue_amendments,
     ),
+    "review-overdue": (
+        "a review task (a membership campaign, a use of break glass) still open past its due date",
+        _overdue_reviews,
+    ),
 }
 
 AUTHENTICATION = "issue 9: authentication"
-ACCESS_REVIEWS = "issue 8: access reviews"
 
 # Checks the charter calls for whose state Charter does not hold yet: (id, description, issue, the
 # sentences stating the obligation).
@@ -368,12 +413,6 @@ NOT_YET: tuple[tuple[str, str, str, Callable[[ast.Sentence], bool]], ...] = (
         "access tokens issued with a lifetime above the charter's",
         AUTHENTICATION,
         lambda s: isinstance(s, ast.TokenLifetime) and s.token is ast.TokenKind.ACCESS,
-    ),
-    (
-        "review-overdue",
-        "a membership review not done within the charter's period",
-        ACCESS_REVIEWS,
-        lambda s: isinstance(s, ast.MembershipReview),
     ),
 )
 

@@ -70,6 +70,10 @@ def create_app(
     maintenance = AuditMaintenance(engine)
     admin = admin_ops.Admin(engine)
     scheduler = AmendmentScheduler(admin)
+    from charter.reviews import Reviews, ReviewSweeper  # access reviews (docs/reviews.md)
+
+    reviews = Reviews(admin)
+    review_sweeper = ReviewSweeper(reviews)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -79,11 +83,13 @@ def create_app(
                 decision_log.start()
             maintenance.start()
             scheduler.start()
+            review_sweeper.start()
         if freeze_gc:
             gc.collect()
             gc.freeze()
         yield
         if start_engine:
+            review_sweeper.stop()
             scheduler.stop()
             maintenance.stop()
             await anyio.to_thread.run_sync(_shut_down, engine, decision_log)
@@ -100,6 +106,7 @@ def create_app(
     app.state.admin = admin
     app.state.scheduler = scheduler
     app.state.decision_log = decision_log
+    app.state.reviews = reviews
     _errors(app)
     _authzen_routes(app, engine, decision_log)
     from charter.web.search import search_routes  # the AuthZEN search APIs
@@ -107,6 +114,9 @@ def create_app(
     search_routes(app, engine)
     _admin_routes(app)
     _access_routes(app)
+    from charter.web.reviews import review_routes
+
+    review_routes(app, reviews)
     return RevisionMiddleware(app, engine, max_body, _direct_endpoints(app))  # type: ignore[return-value]
 
 
