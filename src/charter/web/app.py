@@ -34,6 +34,7 @@ from charter.engine import Engine
 from charter.scheduler import AmendmentScheduler
 from charter.web import authzen
 from charter.web.errors import ApiError, json_error
+from charter.webhook_delivery import WebhookDeliverer
 
 log = logging.getLogger("charter.web")
 MAX_BODY = 1024 * 1024
@@ -70,6 +71,7 @@ def create_app(
     maintenance = AuditMaintenance(engine)
     admin = admin_ops.Admin(engine)
     scheduler = AmendmentScheduler(admin)
+    deliverer = WebhookDeliverer(engine)  # sends the webhooks' queued deliveries (docs/notifications.md)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -79,11 +81,13 @@ def create_app(
                 decision_log.start()
             maintenance.start()
             scheduler.start()
+            deliverer.start()
         if freeze_gc:
             gc.collect()
             gc.freeze()
         yield
         if start_engine:
+            deliverer.stop()
             scheduler.stop()
             maintenance.stop()
             await anyio.to_thread.run_sync(_shut_down, engine, decision_log)
@@ -100,12 +104,16 @@ def create_app(
     app.state.admin = admin
     app.state.scheduler = scheduler
     app.state.decision_log = decision_log
+    app.state.deliverer = deliverer
     _errors(app)
     _authzen_routes(app, engine, decision_log)
     from charter.web.search import search_routes  # the AuthZEN search APIs
 
     search_routes(app, engine)
     _admin_routes(app)
+    from charter.web.notifications import notification_routes  # webhooks and the event stream
+
+    notification_routes(app)
     return RevisionMiddleware(app, engine, max_body, _direct_endpoints(app))  # type: ignore[return-value]
 
 
