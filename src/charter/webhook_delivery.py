@@ -126,7 +126,7 @@ class WebhookDeliverer:
                 .join(EventRow, EventRow.id == WebhookDeliveryRow.event_id)
                 .where(WebhookDeliveryRow.id.in_(ids))
                 .order_by(WebhookDeliveryRow.id)
-            ).tuples()
+            )
             return [
                 Claimed(
                     id=delivery.id,

@@ -96,11 +96,8 @@ class Webhooks:
                 .order_by(WebhookDeliveryRow.id.desc())
             )
             total, rows = page.of(session, query)
-            types = dict(
-                session.execute(select(EventRow.id, EventRow.type).where(EventRow.id.in_([r.event_id for r in rows])))
-                .tuples()
-                .all()
-            )
+            events = select(EventRow.id, EventRow.type).where(EventRow.id.in_([row.event_id for row in rows]))
+            types = {event_id: type_ for event_id, type_ in session.execute(events)}
             return page.view(total, [delivery_view(row, types.get(row.event_id)) for row in rows])
 
 
