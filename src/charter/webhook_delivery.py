@@ -24,6 +24,7 @@ import hmac
 import logging
 import random
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -56,6 +57,7 @@ class Claimed:
     id: int
     attempts: int
     lease: dt.datetime
+    webhook_id: str
     url: str
     secret: str
     webhook_disabled: bool
@@ -132,6 +134,7 @@ class WebhookDeliverer:
                     id=delivery.id,
                     attempts=delivery.attempts,
                     lease=lease,
+                    webhook_id=hook.id,
                     url=hook.url,
                     secret=hook.secret,
                     webhook_disabled=hook.disabled_at is not None,
@@ -199,17 +202,19 @@ class WebhookDeliverer:
 
     @staticmethod
     def _log(delivery: Claimed, outcome: str, attempts: int, error: str | None) -> None:
+        # The receiver by webhook id and host only: hook URLs often carry a token in their path.
+        receiver = f"webhook {delivery.webhook_id} ({urlsplit(delivery.url).hostname})"
         if outcome == "failed":
             log.error(
-                "webhook delivery %d of event %s to %s failed for good after %d attempts: %s",
+                "delivery %d of event %s to %s failed for good after %d attempts: %s",
                 delivery.id,
                 delivery.event_type,
-                delivery.url,
+                receiver,
                 attempts,
                 error,
             )
         elif outcome == "pending":
-            log.warning("webhook delivery %d to %s failed (attempt %d): %s", delivery.id, delivery.url, attempts, error)
+            log.warning("delivery %d to %s failed (attempt %d): %s", delivery.id, receiver, attempts, error)
 
     def _now(self) -> dt.datetime:
         return self.engine.clock.now().astimezone(dt.UTC)
@@ -222,7 +227,7 @@ def event_body(event: EventRow) -> bytes:
 
 def event_json(event: EventRow) -> dict:
     at = event.at if event.at.tzinfo is not None else event.at.replace(tzinfo=dt.UTC)  # SQLite: naive UTC
-    return {"id": event.id, "type": event.type, "at": at.isoformat(), "payload": event.payload}
+    return {"id": event.id, "type": event.type, "at": at.astimezone(dt.UTC).isoformat(), "payload": event.payload}
 
 
 def retry_delay(failed_attempts: int) -> float:

@@ -165,4 +165,4 @@ def _iso(moment: dt.datetime | None) -> str | None:
     """SQLite hands back naive datetimes; the store writes UTC."""
     if moment is None:
         return None
-    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)).isoformat()
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC).isoformat()

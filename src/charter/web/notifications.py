@@ -32,7 +32,6 @@ from charter.web.app import (
     _done,
     _fields,
     _json,
-    caller_of,
 )
 from charter.web.errors import bad_request
 from charter.webhooks import Webhooks
@@ -103,7 +102,9 @@ def _event_stream_route(app: FastAPI) -> None:
         description="`text/event-stream`: each event as `id`, `event` (its type) and `data` (its JSON). Starts "
         "after the `Last-Event-ID` header, else after `after`, else at the newest event (only new ones). "
         "`once=true` sends what is there and closes. Authorised as `read` on `charter:<name>/events`.",
-        responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+        responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}, **_ERRORS},
+        response_class=StreamingResponse,
+        dependencies=[Security(_authenticated)],  # the bearer credential (401), as on every other route
     )
     async def events(
         request: Request,
@@ -111,7 +112,7 @@ def _event_stream_route(app: FastAPI) -> None:
         once: Annotated[bool, Query(description="Send the events there are, then close")] = False,
         last_event_id: Annotated[str | None, Header(description="Resume after this event id (reconnects)")] = None,
     ) -> Response:
-        caller = caller_of(request)
+        caller: Caller = request.state.caller
         engine: Engine = request.app.state.engine
         resource = event_stream.resource(engine.snapshot.charter)
         await anyio.to_thread.run_sync(request.app.state.admin.authorize, caller, "read", resource)
