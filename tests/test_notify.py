@@ -397,7 +397,8 @@ def test_the_event_stream_resumes_after_the_last_event_id_in_order(api, alice):
 
 def test_the_event_stream_sends_events_as_they_happen(db, monkeypatch):
     """A real server and a real streaming read: an event published after connecting arrives; keep-alives
-    come while nothing happens; the server lets go of the stream when the client hangs up."""
+    come while nothing happens; the server lets go of a stream when its client hangs up, and ends it when
+    its credential is revoked."""
     monkeypatch.setattr(event_stream, "POLL_INTERVAL", 0.1)
     monkeypatch.setattr(event_stream, "KEEP_ALIVE", 0.3)
     clock = FixedClock(API_TEST_TIME)
@@ -405,31 +406,49 @@ def test_the_event_stream_sends_events_as_they_happen(db, monkeypatch):
     engine = Engine(db, clock=clock)
     with LiveServer(create_app(engine), free_port()) as server, httpx.Client(base_url=server.url, timeout=10) as http:
         app = server.server.config.app
+        admin = {"Authorization": f"Bearer {initialized.admin_credential}"}
         before = publish_in(engine, clock, "grant.revoked", grant="g0")  # before connecting: not sent
-        headers = {"Authorization": f"Bearer {initialized.admin_credential}"}
-        with http.stream("GET", "/access/v1/events", headers=headers) as response:
+        with http.stream("GET", "/access/v1/events", headers=admin) as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
             published = publish_in(engine, clock, "break_glass.used", grant="g1")
-            lines = response.iter_lines()
-            received = []
-            deadline = time.monotonic() + 10
-            while not (f"id: {published}" in received and ": keep-alive" in after_line(received, f"id: {published}")):
-                assert time.monotonic() < deadline, received
-                received.append(next(lines))
+            lines = response.iter_lines()  # kept: a dropped iterator closes the connection
+            received = read_until(lines, lambda seen: ": keep-alive" in after(seen, f"id: {published}"))
             assert app.state.open_event_streams == 1
         event = received.index(f"id: {published}")
         assert received[event + 1] == "event: break_glass.used"
         assert json.loads(received[event + 2].removeprefix("data: "))["payload"] == {"grant": "g1"}
         assert f"id: {before}" not in received
-        deadline = time.monotonic() + 10
-        while app.state.open_event_streams:  # the client hung up: the stream ends
-            assert time.monotonic() < deadline, "the stream outlived its client"
-            time.sleep(0.05)
+        wait_until(lambda: app.state.open_event_streams == 0, "the stream outlived its client")
+
+        body = {"name": "console", "subject_type": "user", "subject": "admin"}
+        console = http.post(f"{ADMIN}/clients", headers=admin, json=body).json()
+        with http.stream("GET", "/access/v1/events", headers=Api.bearer(console["credential"])) as response:
+            lines = response.iter_lines()
+            read_until(lines, lambda seen: ": keep-alive" in seen)
+            assert http.delete(f"{ADMIN}/clients/{console['id']}", headers=admin).status_code == 200
+            list(lines)  # the server ends the stream (else this times out)
+        wait_until(lambda: app.state.open_event_streams == 0, "the stream outlived its credential")
 
 
-def after_line(lines: list[str], line: str) -> list[str]:
-    return lines[lines.index(line) + 1 :]
+def read_until(lines: Iterator[str], done) -> list[str]:
+    received: list[str] = []
+    deadline = time.monotonic() + 10
+    while not done(received):
+        assert time.monotonic() < deadline, received
+        received.append(next(lines))
+    return received
+
+
+def after(lines: list[str], line: str) -> list[str]:
+    return lines[lines.index(line) + 1 :] if line in lines else []
+
+
+def wait_until(condition, message: str) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.05)
 
 
 def publish_in(engine: Engine, clock: FixedClock, type_: str, **payload) -> int:
