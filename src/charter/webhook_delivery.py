@@ -164,7 +164,7 @@ class WebhookDeliverer:
             # Streamed and never read: a receiver's answer is its status alone, whatever the size of its body.
             with http.stream("POST", delivery.url, content=delivery.body, headers=headers) as response:
                 status = response.status_code
-        except httpx.HTTPError as error:
+        except Exception as error:  # whatever it is, it is this delivery's failure: recorded, retried
             return None, _short(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
         if 200 <= status < 300:
             return status, None
