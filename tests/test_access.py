@@ -136,7 +136,13 @@ def test_undecided_requests_escalate_then_expire_by_the_charter(live):
 
 
 def test_break_glass_grants_at_once_with_a_loud_record_an_event_a_metric_and_a_review_due(live, caplog):
+    import json
+
+    from test_notify import Receiver, expected_signature
+
     server, api = live
+    receiver = Receiver().__enter__()
+    hook = api.ok("POST", f"{ADMIN}/webhooks", 201, json={"url": receiver.url, "events": ["break_glass.used"]})
     alice = api.new_credential("alice")  # sre: clause 5, up to 1 hour, reviewed by security within 24 hours
     dave = api.new_credential("dave")
     before = _break_glass_count(server)
@@ -162,6 +168,19 @@ def test_break_glass_grants_at_once_with_a_loud_record_an_event_a_metric_and_a_r
     due = task.due if task.due.tzinfo else task.due.replace(tzinfo=dt.UTC)
     assert due - api.clock.now() == dt.timedelta(hours=24)
     assert events == ["break_glass.used", "review.opened"]
+
+    # The webhook subscribed to break glass receives it, signed with its secret.
+    api.http.app.state.deliverer.run_once()  # (or the server's own deliverer thread got there first)
+    deadline = time.monotonic() + 10
+    while not receiver.requests and time.monotonic() < deadline:
+        time.sleep(0.02)
+    receiver.__exit__()
+    [sent] = receiver.requests
+    body = json.loads(sent["body"])
+    assert body["type"] == "break_glass.used" and body["payload"]["reason"] == "outage 42"
+    assert body["payload"]["grant"]["subject"] == {"type": "user", "id": "alice"}
+    timestamp, signature = (part.split("=", 1)[1] for part in sent["headers"]["Charter-Signature"].split(","))
+    assert signature == expected_signature(hook["secret"], timestamp, sent["body"])
     records = api.ok("GET", f"{ADMIN}/audit/audit?action=break_glass.use")["items"]
     assert sorted(r["outcome"] for r in records) == ["denied", "denied", "ok"]  # refusals are audited too
     [used_record] = [r for r in records if r["outcome"] == "ok"]

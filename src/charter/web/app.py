@@ -34,6 +34,7 @@ from charter.engine import Engine
 from charter.scheduler import AmendmentScheduler
 from charter.web import authzen
 from charter.web.errors import ApiError, json_error
+from charter.webhook_delivery import WebhookDeliverer
 
 log = logging.getLogger("charter.web")
 MAX_BODY = 1024 * 1024
@@ -74,6 +75,7 @@ def create_app(
 
     reviews = Reviews(admin)
     review_sweeper = ReviewSweeper(reviews)
+    deliverer = WebhookDeliverer(engine)  # sends the webhooks' queued deliveries (docs/notifications.md)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -84,12 +86,14 @@ def create_app(
             maintenance.start()
             scheduler.start()
             review_sweeper.start()
+            deliverer.start()
         if freeze_gc:
             gc.collect()
             gc.freeze()
         yield
         if start_engine:
             review_sweeper.stop()
+            deliverer.stop()
             scheduler.stop()
             maintenance.stop()
             await anyio.to_thread.run_sync(_shut_down, engine, decision_log)
@@ -107,6 +111,7 @@ def create_app(
     app.state.scheduler = scheduler
     app.state.decision_log = decision_log
     app.state.reviews = reviews
+    app.state.deliverer = deliverer
     _errors(app)
     _authzen_routes(app, engine, decision_log)
     from charter.web.search import search_routes  # the AuthZEN search APIs
@@ -117,6 +122,9 @@ def create_app(
     from charter.web.reviews import review_routes
 
     review_routes(app, reviews)
+    from charter.web.notifications import notification_routes  # webhooks and the event stream
+
+    notification_routes(app)
     return RevisionMiddleware(app, engine, max_body, _direct_endpoints(app))  # type: ignore[return-value]
 
 
