@@ -210,3 +210,15 @@ def live(db) -> Iterator[tuple]:
     with LiveServer(create_app(Engine(db, clock=clock)), port) as server, httpx.Client(base_url=server.url) as http:
         http.app = server.server.config.app  # type: ignore[attr-defined]  # as Api expects of a TestClient
         yield server, Api(http, initialized.admin_credential, clock)
+
+
+@pytest.fixture
+def servers(tmp_path):
+    """`charter serve` processes a test starts (tests/test_servers.py's `Servers`), each ended in teardown."""
+    from test_servers import Servers
+
+    pool = Servers(tmp_path)
+    try:
+        yield pool
+    finally:
+        pool.stop_all()

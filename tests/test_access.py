@@ -203,17 +203,6 @@ def _break_glass_count(server: LiveServer) -> float:
     return float(lines[0].split()[-1]) if lines else 0.0
 
 
-@pytest.fixture
-def servers(tmp_path):
-    from test_servers import Servers
-
-    pool = Servers(tmp_path)
-    try:
-        yield pool
-    finally:
-        pool.stop_all()
-
-
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_a_grant_revoked_on_one_server_is_denied_on_a_second_within_a_second(backend, servers):
     from test_servers import bearer, server_env

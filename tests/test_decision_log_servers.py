@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from charter.store.db import make_engine, sessions
 from charter.store.models import DecisionRecordRow
-from test_servers import STORE_ENV, ClientThreads, Server, Servers, bearer, evaluation, server_env
+from test_servers import STORE_ENV, ClientThreads, Server, bearer, evaluation, server_env
 
 # Four allowed and two denied questions under the sample charter (at DURING_CLAUSE_1, a Monday noon).
 MIX = (
@@ -34,16 +34,6 @@ MIX = (
     evaluation("mallory", "read", "db", "prod/orders"),  # deny: no clause allows it
     evaluation("frank", "read", "reports", "finance/q3"),  # allow, clause 7
 )
-
-
-@pytest.fixture
-def servers(tmp_path):
-    """As in tests/test_servers.py: servers started by the test, each ended in teardown."""
-    pool = Servers(tmp_path)
-    try:
-        yield pool
-    finally:
-        pool.stop_all()
 
 
 class Load(ClientThreads):

@@ -121,15 +121,6 @@ class Servers:
             server.stop()
 
 
-@pytest.fixture
-def servers(tmp_path):
-    pool = Servers(tmp_path)
-    try:
-        yield pool
-    finally:
-        pool.stop_all()
-
-
 # --- stores ----------------------------------------------------------------------------------------
 # The stores come from conftest.py's `backend` fixture: a SQLite file in tmp_path, or a fresh PostgreSQL
 # database (dropped afterwards; skipped without PostgreSQL, failed instead when CHARTER_REQUIRE_POSTGRES=1).

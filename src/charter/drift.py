@@ -12,9 +12,8 @@ from sqlalchemy.orm import Session
 
 from charter import charters
 from charter.directory import repository
-from charter.engine import empty_version
+from charter.engine import empty_version, grant_of
 from charter.policy.drift import AmendmentState, Drift, LiveClient, OpenReview, find_drift
-from charter.policy.grants import Grant, GrantKind
 from charter.store.db import is_postgres
 from charter.store.models import AmendmentRow, ApiClientRow, GrantRow, ReviewTaskRow
 
@@ -31,7 +30,7 @@ def drift_in_store(session: Session, now: dt.datetime) -> Drift:
     version = charters.version_in_force(session, now.date()) or empty_version(now.date())
     directory = repository.load(session)
     live_grants = select(GrantRow).where(GrantRow.revoked_at.is_(None), GrantRow.ends > now)
-    grants = [_grant(row) for row in session.scalars(live_grants)]
+    grants = [grant_of(row) for row in session.scalars(live_grants)]
     live_clients = select(ApiClientRow).where(ApiClientRow.revoked_at.is_(None)).order_by(ApiClientRow.id)
     clients = [
         LiveClient(row.id, row.name, row.subject_type, row.subject, _aware(row.created_at))
@@ -51,20 +50,6 @@ def _open_reviews(session: Session) -> list[OpenReview]:
         OpenReview(r.id, r.kind, r.clause, r.reviewer_group, r.subject, _aware(r.opened_at), _aware(r.due))
         for r in rows
     ]
-
-
-def _grant(row: GrantRow) -> Grant:
-    return Grant(
-        row.id,
-        GrantKind(row.kind),
-        row.subject_type,
-        row.subject,
-        frozenset(row.actions),
-        row.resource,
-        _aware(row.starts),
-        _aware(row.ends),
-        row.clause,
-    )
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:

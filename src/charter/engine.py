@@ -84,7 +84,7 @@ class Engine:
             directory = repository.load(session)
             version = charters.version_in_force(session, today) or empty_version(today)
             grants = [
-                _grant(row)
+                grant_of(row)
                 for row in session.scalars(select(GrantRow).where(GrantRow.revoked_at.is_(None), GrantRow.ends > now))
             ]
             table = clients.active_keys(session)
@@ -204,7 +204,8 @@ def _close(connection) -> None:
         connection.close()
 
 
-def _grant(row: GrantRow) -> Grant:
+def grant_of(row: GrantRow) -> Grant:
+    """A stored grant as the snapshot takes it."""
     return Grant(
         row.id,
         GrantKind(row.kind),
