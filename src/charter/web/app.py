@@ -589,16 +589,22 @@ class RequestVerdictIn(_Body):
     comment: str | None = Field(None, max_length=4000)
 
 
+def _ops(request: Request) -> tuple[admin_ops.Admin, Caller]:
+    """What an authenticated route acts through: the server's Admin, and the caller."""
+    return request.app.state.admin, request.state.caller
+
+
+async def run_in_thread(function, *args):
+    """Run a blocking service call (store I/O) off the event loop."""
+    return await anyio.to_thread.run_sync(function, *args)
+
+
 def _access_routes(app: FastAPI) -> None:
     """Just-in-time access for people and services acting as themselves: requests, verdicts, revocation,
     break glass; and the Prometheus metrics."""
     router = APIRouter(prefix="/access/v1", dependencies=[Security(_authenticated)], responses=_ERRORS)
 
-    def ops(request: Request) -> tuple[admin_ops.Admin, Caller]:
-        return request.app.state.admin, request.state.caller
-
-    async def run(function, *args):
-        return await anyio.to_thread.run_sync(function, *args)
+    ops, run = _ops, run_in_thread
 
     @router.post(
         "/requests",
@@ -673,11 +679,7 @@ def _request_verdict_route(router: APIRouter, ops, run, verdict: str) -> None:
 def _admin_routes(app: FastAPI) -> None:
     router = APIRouter(prefix="/admin/v1", dependencies=[Security(_authenticated)], responses=_ERRORS)
 
-    def ops(request: Request) -> tuple[admin_ops.Admin, Caller]:
-        return request.app.state.admin, request.state.caller
-
-    async def run(function, *args):
-        return await anyio.to_thread.run_sync(function, *args)
+    ops, run = _ops, run_in_thread
 
     @router.get("/revision", tags=["admin"], summary="This server's revision, the store's, and the charter in force")
     async def revision(request: Request) -> Response:

@@ -32,6 +32,7 @@ from charter.web.app import (
     _done,
     _fields,
     _json,
+    run_in_thread,
 )
 from charter.web.errors import bad_request
 from charter.webhooks import Webhooks
@@ -54,8 +55,7 @@ def _webhook_routes(app: FastAPI) -> None:
     def webhooks(request: Request) -> tuple[Webhooks, Caller]:
         return Webhooks(request.app.state.admin), request.state.caller
 
-    async def run(function, *args):
-        return await anyio.to_thread.run_sync(function, *args)
+    run = run_in_thread
 
     @router.post(
         "/webhooks",

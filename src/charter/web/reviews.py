@@ -14,14 +14,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import anyio
 from fastapi import APIRouter, FastAPI, Query, Request, Security
 from pydantic import Field
 from starlette.responses import Response
 
 from charter import admin as admin_ops
 from charter.reviews import MAX_COMMENT, Reviews
-from charter.web.app import _ERRORS, _LIMIT, _OFFSET, _authenticated, _Body, _body_schema, _done, _fields, _json
+from charter.web.app import (
+    _ERRORS,
+    _LIMIT,
+    _OFFSET,
+    _authenticated,
+    _Body,
+    _body_schema,
+    _done,
+    _fields,
+    _json,
+    run_in_thread,
+)
 
 
 class MemberVerdictIn(_Body):
@@ -37,8 +47,7 @@ class CompleteIn(_Body):
 def review_routes(app: FastAPI, reviews: Reviews) -> None:
     router = APIRouter(prefix="/access/v1/reviews", dependencies=[Security(_authenticated)], responses=_ERRORS)
 
-    async def run(function, *args):
-        return await anyio.to_thread.run_sync(function, *args)
+    run = run_in_thread
 
     @router.get(
         "",
