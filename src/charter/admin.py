@@ -11,7 +11,10 @@ identity, an action (`read` to look, `manage` to change) and a resource:
 | API clients | `clients:<subject type>/<subject>` (whom the credential acts as) |
 | the audit chains | `audit:audit`, `audit:decisions` |
 | webhooks, the event stream | `charter:<charter name>/webhooks`, `charter:<charter name>/events` |
-| another subject's access requests and grants | `grants:<subject type>/<subject>` (asking, deciding and revoking one's own are the charter's eligibility and approver clauses, not an admin right) |
+| another subject's access requests and grants | `grants:<subject type>/<subject>` (*) |
+
+(*) Asking for, deciding and revoking one's own are the charter's eligibility and approver clauses, not
+an admin right.
 
 So the charter says who administers what, e.g.
 `Members of group "iam-admins" may read and manage "directory:*" and "charter:*".`

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import os
 import threading
 from collections.abc import Mapping
 
@@ -34,6 +35,7 @@ from charter.store.db import NOTIFY_CHANNEL, current_revision, is_postgres, sess
 from charter.store.models import GrantRow
 
 log = logging.getLogger("charter.engine")
+DEFAULT_ISSUER = "http://127.0.0.1:8080"
 
 
 def empty_version(today: dt.date) -> Consolidated:
@@ -67,6 +69,9 @@ class Engine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
+        # The OpenID Connect issuer: tokens carry it and verification demands it (CHARTER_ISSUER; `charter serve`
+        # sets it to its own address when unset).
+        self.issuer: str = os.environ.get("CHARTER_ISSUER", "").rstrip("/") or DEFAULT_ISSUER
 
     def _today(self) -> dt.date:
         return self.clock.now().astimezone(dt.UTC).date()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 
 import click
@@ -276,6 +277,7 @@ def serve_command(host: str, port: int, workers: int) -> None:
     engine, result = _initialize()
     _announce_credential(result)
     base = f"http://{host}:{port}"
+    os.environ.setdefault("CHARTER_ISSUER", base)  # read by each worker's engine
     click.echo(f"Database: {engine.url.render_as_string(hide_password=True)}")
     click.echo(f"API:      {base}/access/v1/evaluation (AuthZEN), {base}/admin/v1/ (admin)")
     click.echo(f"OpenAPI:  {base}/openapi.json   docs: {base}/docs")

@@ -29,6 +29,7 @@ from charter.policy.conditions import compile_condition
 from charter.policy.decision import Basis, Decision
 from charter.policy.grants import Grant, GrantKind
 from charter.policy.index import PatternIndex
+from charter.policy.obligations import obligations_of
 from charter.policy.principal import Principal
 from charter.policy.request import Request
 from charter.policy.rules import ALWAYS, NEVER, Rule, Selector, compile_selector
@@ -97,6 +98,9 @@ class Snapshot:
         self.dropped = dropped
         self.resources = resources
         self.obligations = obligations
+        owners = [o.name for o in version.charter.owners if o.kind is ast.SubjectKind.GROUP]
+        # What the charter asks of sign-in, sessions and tokens (charter.auth and charter.oidc read it).
+        self.auth = obligations_of(obligations, owners[0] if owners else None)
         self.canary: Canary | None = None  # set by `with_canary` before the snapshot is published
         number = version.version
         self._unknown = Decision(False, Basis.SUBJECT, version.name, number, reasons=("unknown subject",))

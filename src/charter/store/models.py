@@ -366,3 +366,180 @@ class WebhookDeliveryRow(Base):
     last_status: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[dt.datetime | None]
+
+
+# --- authentication, sessions and the OpenID Connect provider (charter.auth, charter.oidc) -------------------
+# Secrets are never stored in the clear: passwords as argon2id hashes, random tokens (sessions, codes,
+# refresh tokens, client secrets, recovery codes) as SHA-256 digests, TOTP seeds and private signing keys
+# sealed with the key-encryption key (charter.sealed).
+
+
+class PasswordRow(Base):
+    """A user's password, as an argon2id hash (the parameters are in the hash)."""
+
+    __tablename__ = "passwords"
+    user: Mapped[str] = mapped_column(String(255), primary_key=True)
+    hash: Mapped[str] = mapped_column(String(255))
+    changed_at: Mapped[dt.datetime]
+    must_change: Mapped[bool] = mapped_column(default=False)
+
+
+class MfaFactorRow(Base):
+    """A user's TOTP factor: pending until the first code confirms it. `last_step` refuses a code used twice."""
+
+    __tablename__ = "mfa_factors"
+    user: Mapped[str] = mapped_column(String(255), primary_key=True)
+    sealed_secret: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime]
+    confirmed_at: Mapped[dt.datetime | None]
+    last_step: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RecoveryCodeRow(Base):
+    """A one-time recovery code (its SHA-256), made when MFA is enrolled."""
+
+    __tablename__ = "recovery_codes"
+    __table_args__ = (Index("ix_recovery_codes_user", "user"),)
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]
+
+
+class MfaResetRow(Base):
+    """A request to reset a user's lost factor, done when the recovery clause's quorum has approved."""
+
+    __tablename__ = "mfa_resets"
+    __table_args__ = (Index("ix_mfa_resets_user", "user"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(Text)
+    requested_by: Mapped[str] = mapped_column(String(255))
+    clause: Mapped[int | None] = mapped_column(Integer)
+    approvers: Mapped[list] = mapped_column(default=list)  # [[count, group], ...] from the clause when asked
+    approvals: Mapped[list] = mapped_column(default=list)  # [{"person", "groups", "at"}, ...]
+    status: Mapped[str] = mapped_column(String(16))  # pending | done | cancelled
+    created_at: Mapped[dt.datetime]
+    done_at: Mapped[dt.datetime | None]
+
+
+class LoginFailureRow(Base):
+    """Failed sign-ins per account name (known or not, so a lockout reveals nothing) and the lock they caused."""
+
+    __tablename__ = "login_failures"
+    account: Mapped[str] = mapped_column(String(255), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[dt.datetime]
+    locked_until: Mapped[dt.datetime | None]
+
+
+class SessionRow(Base):
+    """A signed-in browser. Limits come from the charter in force when it is checked, not when it began."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (Index("ix_sessions_user", "user"),)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the cookie's token
+    user: Mapped[str] = mapped_column(String(255))
+    amr: Mapped[list] = mapped_column(default=list)  # ["pwd"], ["pwd", "otp"], ...
+    auth_time: Mapped[dt.datetime]
+    created_at: Mapped[dt.datetime]
+    last_seen_at: Mapped[dt.datetime]
+    source: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+    ended_at: Mapped[dt.datetime | None]
+    ended_reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class OAuthClientRow(Base):
+    """An OAuth 2.0 client: an application people sign in to, or a service using client credentials."""
+
+    __tablename__ = "oauth_clients"
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    public: Mapped[bool] = mapped_column(default=False)  # no secret; PKCE with S256 required
+    service: Mapped[str | None] = mapped_column(String(255))  # client credentials act as this service
+    redirect_uris: Mapped[list] = mapped_column(default=list)
+    grant_types: Mapped[list] = mapped_column(default=list)
+    scopes: Mapped[str] = mapped_column(String(1024), default="")
+    audience: Mapped[str | None] = mapped_column(String(1024))
+    secret_sha256: Mapped[str | None] = mapped_column(String(64))
+    secret_created_at: Mapped[dt.datetime | None]
+    previous_secret_sha256: Mapped[str | None] = mapped_column(String(64))  # accepted until its expiry
+    previous_secret_expires_at: Mapped[dt.datetime | None]
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime | None]
+
+
+class AuthorizationCodeRow(Base):
+    """An authorization code (its SHA-256): one use, a minute or so; a second use revokes what the first got."""
+
+    __tablename__ = "authorization_codes"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    user: Mapped[str] = mapped_column(String(255))
+    redirect_uri: Mapped[str] = mapped_column(String(2048))
+    scope: Mapped[str] = mapped_column(String(1024), default="")
+    nonce: Mapped[str | None] = mapped_column(String(255))
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    code_challenge_method: Mapped[str | None] = mapped_column(String(16))
+    auth_time: Mapped[dt.datetime]
+    amr: Mapped[list] = mapped_column(default=list)
+    session_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]
+    family: Mapped[str | None] = mapped_column(String(64))  # the refresh-token family its exchange began
+
+
+class ConsentRow(Base):
+    """The scopes a user has agreed to give a client."""
+
+    __tablename__ = "consents"
+    user: Mapped[str] = mapped_column(String(255), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scopes: Mapped[str] = mapped_column(String(1024))
+    granted_at: Mapped[dt.datetime]
+
+
+class RefreshTokenRow(Base):
+    """A refresh token (its SHA-256). Each use rotates it; using a rotated one revokes its whole family."""
+
+    __tablename__ = "refresh_tokens"
+    __table_args__ = (Index("ix_refresh_tokens_family", "family"), Index("ix_refresh_tokens_user", "user"))
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    family: Mapped[str] = mapped_column(String(64))
+    client_id: Mapped[str] = mapped_column(String(64))
+    user: Mapped[str] = mapped_column(String(255))
+    scope: Mapped[str] = mapped_column(String(1024), default="")
+    auth_time: Mapped[dt.datetime]
+    amr: Mapped[list] = mapped_column(default=list)
+    session_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    rotated_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+    revoked_reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class RevokedTokenRow(Base):
+    """An access token revoked before its expiry (RFC 7009), by its `jti`; kept until it would have expired."""
+
+    __tablename__ = "revoked_tokens"
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime]
+    reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class SigningKeyRow(Base):
+    """A token signing key: signs from `created_at` until `retires_at`, published in JWKS until `publish_until`."""
+
+    __tablename__ = "signing_keys"
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alg: Mapped[str] = mapped_column(String(16))
+    public_jwk: Mapped[dict] = mapped_column(default=dict)
+    sealed_private_jwk: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime]
+    retires_at: Mapped[dt.datetime]
+    publish_until: Mapped[dt.datetime]
