@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 from collections.abc import Mapping
+from functools import cached_property
 
 from sqlalchemy import Engine as DbEngine
 from sqlalchemy import select
@@ -28,9 +29,11 @@ from charter.directory import repository
 from charter.directory.model import EMPTY_DIRECTORY
 from charter.language import ast
 from charter.language.consolidate import Consolidated
+from charter.oidc import keys
 from charter.policy.canary import cohort, salt
 from charter.policy.grants import Grant, GrantKind
 from charter.policy.snapshot import Snapshot, compile_snapshot, with_canary
+from charter.sealed import Sealer, default_sealer
 from charter.store.db import NOTIFY_CHANNEL, current_revision, is_postgres, sessions
 from charter.store.models import GrantRow
 
@@ -63,6 +66,9 @@ class Engine:
             empty_version(self._today()), EMPTY_DIRECTORY, clock=self.clock, revision=-1
         )
         self.clients: Mapping[str, clients.ClientKey] = {}
+        self.keyring: keys.KeyRing | None = (
+            None  # the token signing keys (charter.oidc.keys), loaded with each snapshot
+        )
         self._built_on: dt.date | None = None
         self._changed = threading.Condition()
         self._wake = threading.Event()
@@ -72,6 +78,11 @@ class Engine:
         # The OpenID Connect issuer: tokens carry it and verification demands it (CHARTER_ISSUER; `charter serve`
         # sets it to its own address when unset).
         self.issuer: str = os.environ.get("CHARTER_ISSUER", "").rstrip("/") or DEFAULT_ISSUER
+
+    @cached_property
+    def sealer(self) -> Sealer:
+        """Seals and opens the secrets the store keeps (charter.sealed)."""
+        return default_sealer()
 
     def _today(self) -> dt.date:
         return self.clock.now().astimezone(dt.UTC).date()
@@ -94,6 +105,9 @@ class Engine:
             ]
             table = clients.active_keys(session)
             canary = amendments.canary_in_effect(session, today)
+            key_rows = keys.live_rows(session, now)
+            for row in key_rows:
+                session.expunge(row)
         snapshot = compile_snapshot(version, directory, grants, self.clock, revision)
         if canary is not None:
             row, with_amendment, plan = canary
@@ -104,6 +118,7 @@ class Engine:
         with self._changed:
             self.snapshot = snapshot
             self.clients = table
+            self.keyring = keys.KeyRing(key_rows, self.sealer, now)
             self._built_on = today
             self._changed.notify_all()
         return snapshot

@@ -1,0 +1,65 @@
+"""Keeping the signing key ring current: the first key when a token is first signed, the next in good time.
+
+No key exists until Charter first signs a token (`ensure_keys` from the token path); from then on the
+scheduler calls `rotate_if_due` every tick. `ensure_keys` is cheap when nothing is due (it reads the
+engine's ring, no store access); when a key is due it writes it under the revision lock, re-checking
+there so two servers never both make one, and audits it. Other servers load it with the next snapshot.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from charter.oidc import keys
+from charter.store.db import bump_revision
+
+ACTOR = "charter (signing key rotation)"
+
+
+def rotate_if_due(engine, actor: str = ACTOR) -> str | None:
+    """The scheduler's tick: rotate only a ring that is in use (a store that never signed a token has none)."""
+    if engine.keyring is None or not engine.keyring.rows:
+        return None
+    return ensure_keys(engine, actor)
+
+
+def ensure_keys(engine, actor: str = ACTOR) -> str | None:
+    """Make the next signing key if one is due; its kid, or None when none was due."""
+    now = engine.clock.now().astimezone(dt.UTC)
+    obligations = engine.snapshot.auth
+    ring = engine.keyring
+    if ring is not None and keys.due(ring.rows, now, obligations) is None:
+        return None
+    with engine.sessions.begin() as session:
+        revision = bump_revision(session)  # the row lock: one server at a time decides
+        rows = keys.live_rows(session, now)
+        signs_from = keys.due(rows, now, obligations)
+        if signs_from is None:
+            session.rollback()
+            return None
+        row = keys.new_key(engine.sealer, signs_from, obligations)
+        session.add(row)
+        engine.audit.record(
+            session,
+            actor,
+            "oidc.key.create",
+            f"signing-key:{row.kid}",
+            details={
+                "signs_from": signs_from.isoformat(),
+                "retires_at": row.retires_at.isoformat(),
+                "revision": revision,
+            },
+        )
+    engine.catch_up(revision)
+    return row.kid
+
+
+def rotate_now(engine, actor: str) -> str:
+    """Retire the current key at once (a suspected compromise) and sign with a new one; audited."""
+    now = engine.clock.now().astimezone(dt.UTC)
+    with engine.sessions.begin() as session:
+        revision = bump_revision(session)
+        row = keys.rotate_now(session, engine.sealer, now, engine.snapshot.auth)
+        engine.audit.record(session, actor, "oidc.key.rotate", f"signing-key:{row.kid}", details={"revision": revision})
+    engine.catch_up(revision)
+    return row.kid
