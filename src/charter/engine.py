@@ -30,12 +30,13 @@ from charter.directory.model import EMPTY_DIRECTORY
 from charter.language import ast
 from charter.language.consolidate import Consolidated
 from charter.oidc import keys
+from charter.oidc.verify import TokenVerifier
 from charter.policy.canary import cohort, salt
 from charter.policy.grants import Grant, GrantKind
 from charter.policy.snapshot import Snapshot, compile_snapshot, with_canary
 from charter.sealed import Sealer, default_sealer
 from charter.store.db import NOTIFY_CHANNEL, current_revision, is_postgres, sessions
-from charter.store.models import GrantRow
+from charter.store.models import GrantRow, RevokedTokenRow
 
 log = logging.getLogger("charter.engine")
 DEFAULT_ISSUER = "http://127.0.0.1:8080"
@@ -66,18 +67,17 @@ class Engine:
             empty_version(self._today()), EMPTY_DIRECTORY, clock=self.clock, revision=-1
         )
         self.clients: Mapping[str, clients.ClientKey] = {}
-        self.keyring: keys.KeyRing | None = (
-            None  # the token signing keys (charter.oidc.keys), loaded with each snapshot
-        )
+        # The OpenID Connect issuer: tokens carry it and verification demands it (CHARTER_ISSUER; `charter serve`
+        # sets it to its own address when unset).
+        self.issuer: str = os.environ.get("CHARTER_ISSUER", "").rstrip("/") or DEFAULT_ISSUER
+        self.keyring: keys.KeyRing | None = None  # token signing keys (charter.oidc.keys), loaded with each snapshot
+        self.tokens = TokenVerifier(None, self.issuer)  # verifies access tokens from memory (charter.oidc.verify)
         self._built_on: dt.date | None = None
         self._changed = threading.Condition()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
-        # The OpenID Connect issuer: tokens carry it and verification demands it (CHARTER_ISSUER; `charter serve`
-        # sets it to its own address when unset).
-        self.issuer: str = os.environ.get("CHARTER_ISSUER", "").rstrip("/") or DEFAULT_ISSUER
 
     @cached_property
     def sealer(self) -> Sealer:
@@ -106,6 +106,7 @@ class Engine:
             table = clients.active_keys(session)
             canary = amendments.canary_in_effect(session, today)
             key_rows = keys.live_rows(session, now)
+            revoked = session.scalars(select(RevokedTokenRow.jti).where(RevokedTokenRow.expires_at > now)).all()
             for row in key_rows:
                 session.expunge(row)
         snapshot = compile_snapshot(version, directory, grants, self.clock, revision)
@@ -119,6 +120,7 @@ class Engine:
             self.snapshot = snapshot
             self.clients = table
             self.keyring = keys.KeyRing(key_rows, self.sealer, now)
+            self.tokens = TokenVerifier(self.keyring, self.issuer, revoked)
             self._built_on = today
             self._changed.notify_all()
         return snapshot
