@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import select
+
 from charter.audit import store
 from charter.bootstrap import sample
 from charter.policy.canary import CanaryPlan, Counts, InvalidPlan, cohort, in_percent, judge
 from charter.policy.principal import Principal
+from charter.store.models import EventRow
 
 ADMIN = "/admin/v1"
 AMENDMENT_1 = sample("amendment-1.amendment")
@@ -218,6 +221,9 @@ def test_a_canary_whose_cohort_is_denied_more_than_before_is_withdrawn_and_alert
     view = api.ok("GET", f"{ADMIN}/amendments/1")
     assert view["status"] == "withdrawn" and view["canary"]["outcome"]["verdict"] == "withdraw"
     assert _audit_actions(api, "amendment.canary") == [("amendment.canary.withdraw", "ok")]
+    with api.http.app.state.engine.sessions() as session:  # webhooks and the event stream hear of it too
+        [event] = session.scalars(select(EventRow).where(EventRow.type == "amendment.canary.withdrawn")).all()
+    assert event.payload["number"] == 1 and event.payload["during"]["denies"] == 25
 
 
 def test_a_bad_canary_plan_is_refused_and_stores_nothing(api):

@@ -33,7 +33,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from charter import access, amendments, charters, expectation_files
+from charter import access, amendments, charters, expectation_files, notify
 from charter import clients as client_store
 from charter.audit import export as audit_export
 from charter.audit import store as audit_store
@@ -627,6 +627,12 @@ class Admin:
                     row.canary_outcome = measured.to_json()
                     if measured.verdict.action == "withdraw":
                         amendments.withdraw(row, self.now())
+                        notify.publish(
+                            change.session,
+                            "amendment.canary.withdrawn",
+                            {"charter": name, "number": number, **measured.to_json()},
+                            self.now(),
+                        )
                     else:
                         directory = repository.load(change.session)
                         amendments.promote(change.session, row, directory, self.now(), change.revision, actor)
