@@ -84,7 +84,8 @@ def _with_next(path: str, next_path: str) -> str:
 
 def _start(request: Request, response: Response, token: str) -> None:
     set_cookie(request, response, COOKIE, token)  # no Max-Age: a browser-session cookie; the server's limits rule
-    response.delete_cookie(PENDING_COOKIE, path="/")
+    if PENDING_COOKIE in request.cookies:
+        response.delete_cookie(PENDING_COOKIE, path="/")
 
 
 def _after_sign_in(request: Request, outcome: Outcome, next_path: str) -> Response:
