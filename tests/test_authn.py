@@ -359,3 +359,38 @@ def test_a_lost_factor_is_reset_only_by_two_helpdesk_members_never_by_its_owner(
 
     # erin enrols again at the next sign-in.
     assert Browser(server).sign_in("erin").headers["location"] == "/login/enroll"
+
+
+# --- concurrency ---------------------------------------------------------------------------------------------
+
+
+def test_concurrent_guesses_are_each_counted_and_none_gets_past_the_lock(db):
+    """Eight wrong passwords at once on one account: exactly five counted as guesses, then the lock."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from charter.audit import store as audit_store
+    from charter.auth.lockout import SourceLimiter
+    from charter.auth.login import Authn
+    from charter.bootstrap import initialize
+    from charter.clock import FixedClock
+    from charter.engine import Engine
+    from charter.store.models import AuditRecordRow, LoginFailureRow
+
+    clock = FixedClock(dt.datetime(2026, 6, 1, 10, 0, tzinfo=dt.UTC))
+    initialize(db, clock)
+    engine = Engine(db, clock=clock)
+    engine.rebuild()
+    set_password(db, "bob")
+    authn = Authn(engine, limiter=SourceLimiter(1000, dt.timedelta(minutes=5)))
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(lambda i: authn.password("bob", "wrong guess here", f"10.0.0.{i}"), range(8)))
+    assert {o.kind for o in outcomes} == {"refused"}
+    assert authn.password("bob", PASSWORD, "10.0.0.9").kind == "refused"
+    with make_sessions(db)() as session:
+        row = session.get(LoginFailureRow, "bob")
+        assert row.failures == 5 and row.locked_until is not None
+        reasons = [
+            audit_store.to_record(r).entry.details["reason"]
+            for r in session.scalars(select(AuditRecordRow).where(AuditRecordRow.action == "auth.login"))
+        ]
+    assert sorted(reasons) == ["bad password"] * 5 + ["locked"] * 4
