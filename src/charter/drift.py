@@ -15,14 +15,14 @@ from charter.directory import repository
 from charter.engine import empty_version, grant_of
 from charter.policy.drift import AmendmentState, Drift, LiveClient, OpenReview, find_drift
 from charter.store.db import is_postgres
-from charter.store.models import AmendmentRow, ApiClientRow, GrantRow, ReviewTaskRow
+from charter.store.models import AmendmentRow, ApiClientRow, GrantRow, MfaFactorRow, ReviewTaskRow
 
 
 def drift_in_store(session: Session, now: dt.datetime) -> Drift:
     """The drift of the store as of `now`, against the charter version in force that day.
 
-    `session` must be fresh: on PostgreSQL its transaction is made REPEATABLE READ first, so the
-    directory, grants, clients, amendments and review tasks are all read from one moment, as the engine reads them.
+    `session` must be fresh: on PostgreSQL its transaction is made REPEATABLE READ first, so the directory,
+    grants, clients, amendments, review tasks and MFA factors are all read from one moment, as the engine reads them.
     """
     now = now.astimezone(dt.UTC)
     if is_postgres(session.get_bind()):  # type: ignore[arg-type]
@@ -41,7 +41,8 @@ def drift_in_store(session: Session, now: dt.datetime) -> Drift:
         AmendmentState(row.number, row.status, row.effective, row.last_error)
         for row in session.scalars(of_this_charter.order_by(AmendmentRow.number))
     ]
-    return find_drift(version, directory, grants, clients, amendments, now, _open_reviews(session))
+    enrolled = session.scalars(select(MfaFactorRow.user).where(MfaFactorRow.confirmed_at.is_not(None)))
+    return find_drift(version, directory, grants, clients, amendments, now, _open_reviews(session), set(enrolled))
 
 
 def _open_reviews(session: Session) -> list[OpenReview]:

@@ -28,13 +28,19 @@ class Sealer:
             raise ValueError("at least one key-encryption key is needed")
         self._fernet = MultiFernet([Fernet(key) for key in keys])
 
-    def seal(self, plain: bytes) -> str:
-        return self._fernet.encrypt(plain).decode("ascii")
+    def seal(self, plain: bytes, at: float | None = None) -> str:
+        """Seal `plain`; `at` (seconds since the epoch, from the engine's clock) stamps it for `open(ttl=...)`."""
+        if at is None:
+            return self._fernet.encrypt(plain).decode("ascii")
+        return self._fernet.encrypt_at_time(plain, int(at)).decode("ascii")
 
-    def open(self, sealed: str) -> bytes:
+    def open(self, sealed: str, ttl: int | None = None, at: float | None = None) -> bytes:
+        """Open a sealed value; with `ttl`, refuse one sealed more than `ttl` seconds before `at` (default: now)."""
         try:
-            return self._fernet.decrypt(sealed.encode("ascii"))
-        except InvalidToken:
+            if ttl is not None and at is not None:
+                return self._fernet.decrypt_at_time(sealed.encode("ascii"), ttl, int(at))
+            return self._fernet.decrypt(sealed.encode("ascii"), ttl)
+        except (InvalidToken, UnicodeEncodeError):
             raise Unsealable(
                 f"a sealed secret could not be opened with the keys in {ENVIRONMENT} or {KEY_FILE}"
             ) from None

@@ -325,6 +325,10 @@ def _register() -> None:
         cli.add_command(command)
 
     _register_reviews()
+    from charter.cli.authn import mfa_reset_group, user_group  # passwords, MFA resets
+
+    cli.add_command(user_group)
+    cli.add_command(mfa_reset_group)
 
 
 def _register_reviews() -> None:

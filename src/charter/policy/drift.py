@@ -5,7 +5,7 @@ days, ...); the engine enforces what it can at decision time, and this module re
 directory, the live grants and API clients, and the amendments' states still disagree, so that someone
 can clean them up. Each finding names the clause its obligation comes from (None when the obligation is
 not a clause, such as every service having an owner). Checks whose state does not exist yet (MFA
-enrolment, issued tokens) are reported as not checked, with the issue that adds them.
+issued tokens) are reported as not checked, with the issue that adds them.
 
 `charter.drift` reads the store and calls `find_drift`; docs/drift.md explains each check.
 """
@@ -13,7 +13,7 @@ enrolment, issued tokens) are reported as not checked, with the issue that adds 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from charter.directory.model import Directory, Identity, LifecycleState
@@ -126,6 +126,7 @@ class _Live:
     amendments: tuple[AmendmentState, ...]
     now: dt.datetime
     reviews: tuple[OpenReview, ...] = ()
+    mfa_enrolled: frozenset[str] = frozenset()  # users with a confirmed second factor
     revoked_groups: Mapping[str, int] = field(init=False)  # group -> the clause revoking it
     revoked_identities: Mapping[str, int] = field(init=False)  # "user:bob" -> the clause revoking it
 
@@ -169,9 +170,10 @@ def find_drift(
     amendments: Sequence[AmendmentState],
     now: dt.datetime,
     reviews: Sequence[OpenReview] = (),
+    mfa_enrolled: Collection[str] = (),
 ) -> Drift:
     """Every check of `CHECKS` over the live state; `grants` are those not revoked (the ended are skipped),
-    `reviews` the review tasks still open."""
+    `reviews` the review tasks still open, `mfa_enrolled` the users with a confirmed second factor."""
     live = _Live(
         version,
         directory,
@@ -180,6 +182,7 @@ def find_drift(
         tuple(amendments),
         now,
         tuple(reviews),
+        frozenset(mfa_enrolled),
     )
     findings = [
         Finding(check, subject, detail, clause)
@@ -353,6 +356,30 @@ def _overdue_reviews(live: _Live) -> Iterator[tuple[str, str, int | None]]:
             yield f"review:{review.id}", detail, review.clause
 
 
+def _admins_without_mfa(live: _Live) -> Iterator[tuple[str, str, int | None]]:
+    """Active users an MfaRequirement clause names (its `whose` tests met) with no confirmed factor."""
+    from charter.policy.principal import Principal
+    from charter.policy.rules import compile_selector
+
+    rules = [
+        (compile_selector(c.sentence.subject, ""), c.number)  # type: ignore[union-attr]
+        for c in live.version.clauses
+        if isinstance(c.sentence, ast.MfaRequirement)
+    ]
+    if not rules:
+        return
+    ancestors = _ancestors(live.directory)
+    for identity in live.directory.users.values():
+        if identity.state is not LifecycleState.ACTIVE or identity.id in live.mfa_enrolled:
+            continue
+        groups = frozenset().union(*(ancestors.get(g, frozenset({g})) for g in identity.groups))
+        principal = Principal("user", identity.id, groups, identity.attributes)
+        for selector, clause in rules:
+            if selector.names(principal) and selector.unmet(principal) is None:
+                yield _key(identity), f"clause {clause} requires MFA of this user, who has no factor enrolled", clause
+                break
+
+
 def _describe_review(review: OpenReview) -> str:
     if review.kind == "membership":
         kind, _, name = review.subject.partition(":")
@@ -395,6 +422,10 @@ CHECKS: dict[str, tuple[str, Check]] = {
         "a review task (a membership campaign, a use of break glass) still open past its due date",
         _overdue_reviews,
     ),
+    "admin-without-mfa": (
+        "an active user the charter requires MFA of (`... must use MFA.`) with no second factor enrolled",
+        _admins_without_mfa,
+    ),
 }
 
 AUTHENTICATION = "issue 9: authentication"
@@ -402,12 +433,6 @@ AUTHENTICATION = "issue 9: authentication"
 # Checks the charter calls for whose state Charter does not hold yet: (id, description, issue, the
 # sentences stating the obligation).
 NOT_YET: tuple[tuple[str, str, str, Callable[[ast.Sentence], bool]], ...] = (
-    (
-        "admin-without-mfa",
-        "an admin the charter requires MFA of with no second factor enrolled",
-        AUTHENTICATION,
-        lambda s: isinstance(s, ast.MfaRequirement),
-    ),
     (
         "token-lifetime",
         "access tokens issued with a lifetime above the charter's",

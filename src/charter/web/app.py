@@ -125,6 +125,9 @@ def create_app(
     from charter.web.notifications import notification_routes  # webhooks and the event stream
 
     notification_routes(app)
+    from charter.web.login import login_routes  # sign-in pages, MFA resets, passwords (docs/authentication.md)
+
+    login_routes(app)
     return RevisionMiddleware(app, engine, max_body, _direct_endpoints(app))  # type: ignore[return-value]
 
 
