@@ -48,7 +48,7 @@ def attacks(api) -> dict[str, tuple[str, str]]:
     return {
         "alg none": (unsigned(genuine), "algorithm"),
         "HS256 keyed with the public key": (hs256_with_public_key(genuine, engine), "algorithm"),
-        "expired": (mint(engine, now=clock.now() - 2 * HOUR), "expired"),
+        "expired": (mint(engine, lifetime=-dt.timedelta(minutes=1)), "expired"),
         "rotated out after its overlap": (rotated_out, "unknown key"),
         "wrong audience": (mint(engine, audience="https://other.example"), "audience"),
         "tampered payload": (tampered(genuine, sub="admin", subject_type="user"), "signature"),

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import orjson
 from joserfc import jws
 from joserfc.errors import JoseError
+from joserfc.jwk import ECKey
 
 from charter.oidc.keys import ALGORITHM, KeyRing
 from charter.oidc.tokens import ACCESS_TOKEN_TYPE
@@ -67,10 +68,24 @@ class _Signed:
     issued: int | None
 
 
+class PublishedKeys:
+    """Public keys by kid from a JWKS document, as a relying party knows them (charter.client): the same shape
+    as a KeyRing's for verification. A key counts as published for as long as the document lists it."""
+
+    FOREVER = 2**62
+
+    def __init__(self, jwks: dict):
+        self.public: dict[str, ECKey] = {}
+        for jwk in jwks.get("keys", ()):
+            if jwk.get("kty") == "EC" and jwk.get("crv") == "P-256" and jwk.get("alg", ALGORITHM) == ALGORITHM:
+                self.public[str(jwk["kid"])] = ECKey.import_key(dict(jwk))
+        self.publish_until: dict[str, int] = dict.fromkeys(self.public, self.FOREVER)
+
+
 class TokenVerifier:
     def __init__(
         self,
-        keyring: KeyRing | None,
+        keyring: KeyRing | PublishedKeys | None,
         issuer: str,
         revoked: Iterable[str] = (),
         audience: str | None = None,
