@@ -28,7 +28,7 @@ from charter.oidc.keys import ALGORITHM, KeyRing
 from charter.oidc.tokens import ACCESS_TOKEN_TYPE
 
 LEEWAY = 30  # seconds of clock skew tolerated on exp/iat
-CACHE_SIZE = 100_000  # verified tokens remembered per verifier (about 2 KB each)
+CACHE_SIZE = 20_000  # verified tokens remembered per verifier (about 3 KB each with the token: ~60 MiB full)
 _REGISTRY = jws.construct_registry([ALGORITHM])  # ES256 alone: every other "alg" is refused by joserfc too
 
 
