@@ -479,7 +479,8 @@ def _authzen_routes(app: FastAPI, engine: Engine, decision_log: DecisionLog | No
 _BEARER = HTTPBearer(
     auto_error=False,
     scheme_name="bearer",
-    description="An API client credential, `chr_<client id>_<secret>`, acting as one identity of the directory.",
+    description="An API client credential, `chr_<client id>_<secret>`, acting as one identity of the directory; "
+    "or a Charter access token (JWT), acting as its subject.",
 )
 
 
