@@ -315,8 +315,10 @@ def _register() -> None:
     from charter.cli.amend import amend_group, expectations_group, show_command
     from charter.cli.audit import audit_group
     from charter.cli.drift import drift_command
+    from charter.cli.keys import keys_group
 
     cli.add_command(audit_group)
+    cli.add_command(keys_group)
     cli.add_command(drift_command)
     cli.add_command(amend_group)
     cli.add_command(show_command)

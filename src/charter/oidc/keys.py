@@ -94,6 +94,8 @@ class KeyRing:
         self._rows = {row.kid: row for row in rows}
         self.retires: dict[str, dt.datetime] = {row.kid: _aware(row.retires_at) for row in rows}
         self.signs_from: dict[str, dt.datetime] = {row.kid: _aware(row.created_at) for row in rows}
+        # Verification honours this at the moment of checking, not only when the ring was loaded.
+        self.publish_until: dict[str, int] = {row.kid: int(_aware(row.publish_until).timestamp()) for row in rows}
         self.built_at = now
 
     def signing_kid(self, now: dt.datetime) -> str | None:

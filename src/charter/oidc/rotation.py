@@ -17,10 +17,45 @@ ACTOR = "charter (signing key rotation)"
 
 
 def rotate_if_due(engine, actor: str = ACTOR) -> str | None:
-    """The scheduler's tick: rotate only a ring that is in use (a store that never signed a token has none)."""
+    """The scheduler's tick: rotate only a ring that is in use (a store that never signed a token has none),
+    and take out of the ring the keys whose tokens have all expired."""
     if engine.keyring is None or not engine.keyring.rows:
         return None
-    return ensure_keys(engine, actor)
+    kid = ensure_keys(engine, actor)
+    unpublish_expired(engine, actor)
+    return kid
+
+
+def unpublish_expired(engine, actor: str = ACTOR) -> list[str]:
+    """Keys past `publish_until` leave JWKS: a new revision, so every server reloads its ring; audited.
+
+    Verification already refuses their tokens from that moment (it reads `publish_until` itself); this makes
+    the published key set say so too. The rows stay, as the record of which keys existed."""
+    now = engine.clock.now().astimezone(dt.UTC)
+    ring = engine.keyring
+    moment = int(now.timestamp())
+    if ring is None or all(until > moment for until in ring.publish_until.values()):
+        return []
+    with engine.sessions.begin() as session:
+        revision = bump_revision(session)
+        live = {row.kid for row in keys.live_rows(session, now)}
+        gone = [row.kid for row in ring.rows if row.kid not in live]
+        if not gone:
+            session.rollback()
+            return []
+        for kid in gone:
+            engine.audit.record(
+                session,
+                actor,
+                "oidc.key.unpublish",
+                f"signing-key:{kid}",
+                details={
+                    "publish_until": dt.datetime.fromtimestamp(ring.publish_until[kid], dt.UTC).isoformat(),
+                    "revision": revision,
+                },
+            )
+    engine.catch_up(revision)
+    return gone
 
 
 def ensure_keys(engine, actor: str = ACTOR) -> str | None:

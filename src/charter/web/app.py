@@ -1,6 +1,7 @@
 """The HTTP API: AuthZEN decisions, the admin API and its OpenAPI document. Translates and delegates.
 
-Every caller authenticates with `Authorization: Bearer <API client credential>`.
+Every caller authenticates with `Authorization: Bearer <API client credential>` or a Charter access
+token (charter.web.tokens).
 A request may send `Charter-Min-Revision: R` to be answered only from revision
 R or later; every response says the revision it was answered from in
 `Charter-Revision`.
@@ -32,7 +33,7 @@ from charter.audit.trail import REQUEST_ID
 from charter.clients import Caller, verify
 from charter.engine import Engine
 from charter.scheduler import AmendmentScheduler
-from charter.web import authzen
+from charter.web import authzen, tokens
 from charter.web.errors import ApiError, json_error
 from charter.webhook_delivery import WebhookDeliverer
 
@@ -322,9 +323,13 @@ def _invalid(errors) -> ApiError:
 
 
 def caller_of(request: Request) -> Caller:
+    """The caller: an API client credential, or a Charter access token (charter.web.tokens; a refusal is audited)."""
     header = request.headers.get("authorization", "")
     scheme, _, credential = header.partition(" ")
-    caller = verify(request.app.state.engine.clients, credential.strip()) if scheme.lower() == "bearer" else None
+    credential = credential.strip()
+    caller = verify(request.app.state.engine.clients, credential) if scheme.lower() == "bearer" else None
+    if caller is None and scheme.lower() == "bearer" and tokens.looks_like_jwt(credential):
+        caller = tokens.caller_from_token(request.app.state.engine, credential)
     if caller is None:
         raise ApiError(
             401, "unauthorized", "a valid API client credential is required", headers={"WWW-Authenticate": "Bearer"}
@@ -411,7 +416,10 @@ def _authzen_routes(app: FastAPI, engine: Engine, decision_log: DecisionLog | No
     )
     async def evaluation(request: Request) -> Response:
         caller = caller_of(request)
-        request_ = authzen.to_request(await _json_body(request))
+        body = await _json_body(request)
+        if tokens.mentions_token(await request.body(), body):  # a subject given by an access token
+            return await tokens.evaluate(engine, record, caller, body, many=False)
+        request_ = authzen.to_request(body)
         snapshot = engine.snapshot
         return await answer_one(request, caller, snapshot.evaluate(request_), snapshot.revision)
 
@@ -426,6 +434,8 @@ def _authzen_routes(app: FastAPI, engine: Engine, decision_log: DecisionLog | No
     async def evaluations(request: Request) -> Response:
         caller = caller_of(request)
         body = await _json_body(request)
+        if tokens.mentions_token(await request.body(), body):
+            return await tokens.evaluate(engine, record, caller, body, many=True)
         items = authzen.evaluation_items(body)
         semantic = authzen.semantic(body.get("options"))
         defaults = {key: body[key] for key in authzen.EVALUATION_KEYS if key in body}
@@ -472,7 +482,8 @@ def _authzen_routes(app: FastAPI, engine: Engine, decision_log: DecisionLog | No
 _BEARER = HTTPBearer(
     auto_error=False,
     scheme_name="bearer",
-    description="An API client credential, `chr_<client id>_<secret>`, acting as one identity of the directory.",
+    description="An API client credential, `chr_<client id>_<secret>`, acting as one identity of the directory; "
+    "or a Charter access token (JWT), acting as its subject.",
 )
 
 
