@@ -26,6 +26,7 @@ from joserfc.jwk import ECKey
 
 from charter.oidc.keys import ALGORITHM, KeyRing
 from charter.oidc.tokens import ACCESS_TOKEN_TYPE
+from charter.policy.request import MFA_METHODS
 
 LEEWAY = 30  # seconds of clock skew tolerated on exp/iat
 CACHE_SIZE = 20_000  # verified tokens remembered per verifier (about 3 KB each with the token: ~60 MiB full)
@@ -54,7 +55,7 @@ class VerifiedToken:
 
     @property
     def mfa(self) -> bool:
-        return "otp" in self.amr or "mfa" in self.amr or "hwk" in self.amr
+        return not MFA_METHODS.isdisjoint(self.amr)
 
 
 @dataclass(frozen=True, slots=True)

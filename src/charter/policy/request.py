@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 _EMPTY: Mapping[str, object] = MappingProxyType({})
+# Authentication method references (RFC 8176) that count as a second factor, in a token's or a context's `amr`.
+MFA_METHODS = frozenset({"mfa", "otp", "hwk", "swk", "sms", "fido"})
 
 
 class Context:

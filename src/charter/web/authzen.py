@@ -6,7 +6,7 @@ Mapping to Charter:
 - action `{"name": ...}`;
 - resource `{"type": T, "id": I}` names the resource `T:I` (or just `I` when T is `resource`, or when I
   already starts with `T:`); `properties` are the resource's attributes for this request;
-- context `mfa` (bool) or `amr` (a list containing `mfa`, `otp` or `hwk`), `ip`, `time` (RFC 3339),
+- context `mfa` (bool) or `amr` (a list with any of `policy.request.MFA_METHODS`), `ip`, `time` (RFC 3339),
   `scopes` (a list) or `scope` (space-separated).
 
 Unknown fields are ignored, as the specification requires of receivers (§ JSON Serialization);
@@ -20,11 +20,10 @@ import datetime as dt
 from collections.abc import Mapping
 
 from charter.policy.decision import Decision
-from charter.policy.request import Context, Request
+from charter.policy.request import MFA_METHODS, Context, Request
 from charter.web.errors import bad_request
 
 SUBJECT_TYPES = frozenset({"user", "service", "partner"})
-MFA_METHODS = frozenset({"mfa", "otp", "hwk", "swk", "sms", "fido"})
 EVALUATION_KEYS = ("subject", "action", "resource", "context")
 SEMANTICS = ("execute_all", "deny_on_first_deny", "permit_on_first_permit")
 
