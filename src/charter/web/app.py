@@ -125,6 +125,9 @@ def create_app(
     from charter.web.notifications import notification_routes  # webhooks and the event stream
 
     notification_routes(app)
+    from charter.web.oidc import oidc_routes  # the OpenID Connect provider and OAuth clients (docs/oidc.md)
+
+    oidc_routes(app)
     return RevisionMiddleware(app, engine, max_body, _direct_endpoints(app))  # type: ignore[return-value]
 
 
