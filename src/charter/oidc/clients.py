@@ -283,7 +283,9 @@ def _validated(fields: Mapping[str, object]) -> dict:
     grants = list(dict.fromkeys(grants))
     unknown = [g for g in grants if g not in APP_GRANTS + SERVICE_GRANTS]
     if unknown:
-        raise Invalid("grant_types", f"unsupported: {', '.join(unknown)} (expected {', '.join(APP_GRANTS + SERVICE_GRANTS)})")
+        raise Invalid(
+            "grant_types", f"unsupported: {', '.join(unknown)} (expected {', '.join(APP_GRANTS + SERVICE_GRANTS)})"
+        )
     is_service = "client_credentials" in grants
     if is_service and len(grants) > 1:
         raise Invalid("grant_types", "client_credentials is for service clients only: register applications apart")

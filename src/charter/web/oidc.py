@@ -25,9 +25,28 @@ from starlette.responses import RedirectResponse, Response
 
 from charter.admin import Page
 from charter.oidc import clients as oauth_clients
-from charter.oidc.provider import AUTH_PARAMETERS, CLAIMS_SUPPORTED, SCOPES_SUPPORTED, Grantee, Incoming, Provider, context
+from charter.oidc.provider import (
+    AUTH_PARAMETERS,
+    CLAIMS_SUPPORTED,
+    SCOPES_SUPPORTED,
+    Grantee,
+    Incoming,
+    Provider,
+    context,
+)
 from charter.oidc.verify import InvalidToken
-from charter.web.app import _ERRORS, _LIMIT, _OFFSET, _authenticated, _Body, _body_schema, _done, _fields, _json, run_in_thread
+from charter.web.app import (
+    _ERRORS,
+    _LIMIT,
+    _OFFSET,
+    _authenticated,
+    _Body,
+    _body_schema,
+    _done,
+    _fields,
+    _json,
+    run_in_thread,
+)
 from charter.web.errors import ApiError
 from charter.web.login import login_redirect, signed_in
 from charter.web.pages import CSRF_FIELD, check_csrf, render
@@ -205,7 +224,9 @@ def _authorize(provider: Provider, request, signed):
         return RedirectResponse(f"/oauth/authorize?{urlencode(again)}", status_code=303)
     if signed is None:
         if "none" in prompts:
-            return _refuse(provider, request, LoginRequiredError(redirect_uri=grant.redirect_uri, state=_state(request)))
+            return _refuse(
+                provider, request, LoginRequiredError(redirect_uri=grant.redirect_uri, state=_state(request))
+            )
         return _Login()
     if _too_old(signed.auth_time, data, now):
         return _Login()
@@ -342,7 +363,9 @@ def _client_routes(app: FastAPI) -> None:
         registry, caller = ops(request)
         return _done(await run_in_thread(registry.rotate_secret, caller, client_id))
 
-    @router.delete("/oauth-clients/{client_id}", tags=["oauth clients"], summary="Revoke a client and its refresh tokens")
+    @router.delete(
+        "/oauth-clients/{client_id}", tags=["oauth clients"], summary="Revoke a client and its refresh tokens"
+    )
     async def revoke(client_id: str, request: Request) -> Response:
         registry, caller = ops(request)
         return _done(await run_in_thread(registry.revoke, caller, client_id))
