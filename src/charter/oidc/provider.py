@@ -569,9 +569,9 @@ class Provider(AuthorizationServer):
 
     def run(self, endpoint: str, incoming: Incoming, action):
         """`action(request)` in one transaction with this request's context; the response."""
-        now = self.now()
         if endpoint == "token":
-            self._ensure_signing_key(now)
+            self._ensure_signing_key(self.now())
+        now = self.now()  # after a first key was made: it signs from the moment it was made
         with self.engine.sessions.begin() as db:
             ctx = _Context(db, now, endpoint)
             reset = _CURRENT.set(ctx)
