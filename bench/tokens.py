@@ -44,7 +44,7 @@ def _load_http_bench():
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
     """Nearest rank."""
-    index = max(0, min(len(sorted_values) - 1, int(round(fraction * len(sorted_values) + 0.5)) - 1))
+    index = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values) + 0.5) - 1))
     return sorted_values[index]
 
 

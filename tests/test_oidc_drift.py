@@ -74,3 +74,26 @@ def test_drift_from_the_provider_through_the_api(oidc):
 
 def test_version_helper_is_the_sample():
     assert _version().name == "Acme Production Access"
+
+
+def test_the_oauth_client_cli_through_the_server(oidc):
+    from click.testing import CliRunner
+
+    from charter.cli.main import cli
+
+    env = {"CHARTER_URL": oidc.url, "CHARTER_CREDENTIAL": oidc.api.admin_credential}
+    runner = CliRunner()
+    made = runner.invoke(cli, ["oauth-client", "create", "billing", "--service", "billing-api"], env=env)
+    assert made.exit_code == 0, made.output
+    client_id = made.output.split()[1]
+    assert "client secret (shown once):" in made.output
+    listed = runner.invoke(cli, ["oauth-client", "list"], env=env)
+    assert listed.exit_code == 0 and client_id in listed.output and "service:billing-api" in listed.output
+    rotated = runner.invoke(cli, ["oauth-client", "rotate-secret", client_id], env=env)
+    assert rotated.exit_code == 0 and "previous secret works until" in rotated.output
+    revoked = runner.invoke(cli, ["oauth-client", "revoke", client_id], env=env)
+    assert revoked.exit_code == 0 and "revoked" in revoked.output
+    app = runner.invoke(
+        cli, ["oauth-client", "create", "wiki", "--public", "--redirect-uri", "http://wiki.example/cb"], env=env
+    )
+    assert app.exit_code == 1 and "https is required" in app.output

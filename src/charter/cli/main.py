@@ -325,6 +325,9 @@ def _register() -> None:
         cli.add_command(command)
 
     _register_reviews()
+    from charter.cli.oauth import oauth_client_group  # OAuth clients (docs/oidc.md)
+
+    cli.add_command(oauth_client_group)
 
 
 def _register_reviews() -> None:
