@@ -6,6 +6,7 @@ Used by `Admin.drift` (GET /admin/v1/drift) and `charter drift`; what each check
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,9 +14,22 @@ from sqlalchemy.orm import Session
 from charter import charters
 from charter.directory import repository
 from charter.engine import empty_version, grant_of
-from charter.policy.drift import AmendmentState, Drift, LiveClient, OpenReview, find_drift
+from charter.policy.drift import AmendmentState, Drift, IssuedToken, LiveClient, OpenReview, find_drift
+from charter.policy.obligations import obligations_of
 from charter.store.db import is_postgres
-from charter.store.models import AmendmentRow, ApiClientRow, GrantRow, MfaFactorRow, ReviewTaskRow
+from charter.store.models import (
+    AmendmentRow,
+    ApiClientRow,
+    AuditRecordRow,
+    GrantRow,
+    MfaFactorRow,
+    OAuthClientRow,
+    ReviewTaskRow,
+)
+
+# How far back issuance records are read for the token-lifetime check: tokens issued longer ago than this
+# are taken to have expired (the charter's access-token lifetime, when longer, is used instead).
+ISSUED_WINDOW = dt.timedelta(days=1)
 
 
 def drift_in_store(session: Session, now: dt.datetime) -> Drift:
@@ -36,13 +50,55 @@ def drift_in_store(session: Session, now: dt.datetime) -> Drift:
         LiveClient(row.id, row.name, row.subject_type, row.subject, _aware(row.created_at))
         for row in session.scalars(live_clients)
     ]
+    clients += _oauth_service_clients(session)
     of_this_charter = select(AmendmentRow).where(AmendmentRow.charter_name == version.name)
     amendments = [
         AmendmentState(row.number, row.status, row.effective, row.last_error)
         for row in session.scalars(of_this_charter.order_by(AmendmentRow.number))
     ]
     enrolled = session.scalars(select(MfaFactorRow.user).where(MfaFactorRow.confirmed_at.is_not(None)))
-    return find_drift(version, directory, grants, clients, amendments, now, _open_reviews(session), set(enrolled))
+    lifetime = obligations_of(version.clauses).access_token.value
+    issued = _issued_tokens(session, now, max(lifetime, ISSUED_WINDOW))
+    return find_drift(
+        version, directory, grants, clients, amendments, now, _open_reviews(session), set(enrolled), issued
+    )
+
+
+def _oauth_service_clients(session: Session) -> list[LiveClient]:
+    """OAuth clients acting for a service, dated by their current secret (what rotation renews)."""
+    query = select(OAuthClientRow).where(OAuthClientRow.revoked_at.is_(None), OAuthClientRow.service.is_not(None))
+    return [
+        LiveClient(
+            row.client_id,
+            row.name,
+            "service",
+            row.service or "",
+            _aware(row.secret_created_at or row.created_at),
+            "OAuth client",
+        )
+        for row in session.scalars(query.order_by(OAuthClientRow.client_id))
+    ]
+
+
+def _issued_tokens(session: Session, now: dt.datetime, window: dt.timedelta) -> list[IssuedToken]:
+    """The access tokens issued within `window` of `now` and not expired, from their audit records."""
+    query = select(AuditRecordRow.details).where(
+        AuditRecordRow.action == "oidc.token.issue", AuditRecordRow.time >= now - window
+    )
+    found = []
+    for text in session.scalars(query.order_by(AuditRecordRow.seq)):
+        details = json.loads(text)
+        try:
+            expires = dt.datetime.fromisoformat(details["exp"])
+            lifetime = dt.timedelta(seconds=int(details["lifetime_seconds"]))
+            token = IssuedToken(
+                details["jti"], details["client_id"], details["subject_type"], details["subject"], lifetime, expires
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+        if expires > now:
+            found.append(token)
+    return found
 
 
 def _open_reviews(session: Session) -> list[OpenReview]:

@@ -331,6 +331,9 @@ def _register() -> None:
 
     cli.add_command(user_group)
     cli.add_command(mfa_reset_group)
+    from charter.cli.oauth import oauth_client_group  # OAuth clients (docs/oidc.md)
+
+    cli.add_command(oauth_client_group)
 
 
 def _register_reviews() -> None:

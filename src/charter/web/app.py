@@ -129,6 +129,9 @@ def create_app(
     from charter.web.login import login_routes  # sign-in pages, MFA resets, passwords (docs/authentication.md)
 
     login_routes(app)
+    from charter.web.oidc import oidc_routes  # the OpenID Connect provider and OAuth clients (docs/oidc.md)
+
+    oidc_routes(app)
     return RevisionMiddleware(app, engine, max_body, _direct_endpoints(app))  # type: ignore[return-value]
 
 
