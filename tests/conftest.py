@@ -207,7 +207,9 @@ def live(db) -> Iterator[tuple]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with LiveServer(create_app(Engine(db, clock=clock)), port) as server, httpx.Client(base_url=server.url) as http:
+    engine = Engine(db, clock=clock)
+    engine.issuer = f"http://127.0.0.1:{port}"  # tokens name the server they came from (OpenID Connect)
+    with LiveServer(create_app(engine), port) as server, httpx.Client(base_url=server.url) as http:
         http.app = server.server.config.app  # type: ignore[attr-defined]  # as Api expects of a TestClient
         yield server, Api(http, initialized.admin_credential, clock)
 

@@ -7,21 +7,22 @@ import datetime as dt
 import json
 import re
 import secrets
-import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from html import unescape
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pyotp
 from authlib.integrations.httpx_client import OAuth2Client
 from sqlalchemy import select
 
+from charter.auth import passwords, totp
 from charter.auth import sessions as browser_sessions
-from charter.store.models import AuditRecordRow
+from charter.sealed import default_sealer
+from charter.store.models import AuditRecordRow, MfaFactorRow
 
 REDIRECT = "http://127.0.0.1:9/callback"
+PASSWORD = "correct staple orbit lantern"
 
 
 @dataclass
@@ -56,33 +57,37 @@ class Oidc:
         ]
 
 
-@contextmanager
-def live_oidc(db) -> Iterator[Oidc]:
-    """Charter with the sample data, served over HTTP at a fixed time, its issuer set to its own address."""
-    from charter.bootstrap import initialize
-    from charter.clock import FixedClock
-    from charter.engine import Engine
-    from charter.web.app import create_app
-    from conftest import API_TEST_TIME, Api
-    from live import LiveServer
-
-    clock = FixedClock(API_TEST_TIME)
-    initialized = initialize(db, clock)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    engine = Engine(db, clock=clock)
-    engine.issuer = f"http://127.0.0.1:{port}"
-    with LiveServer(create_app(engine), port) as server, httpx.Client(base_url=server.url) as http:
-        yield Oidc(server.url, engine, Api(http, initialized.admin_credential, clock))
+def running(live) -> Oidc:
+    """The `live` fixture's server (its issuer is its own address) as the OpenID Connect tests use it."""
+    server, api = live
+    return Oidc(server.url, api.http.app.state.engine, api)
 
 
-def sign_in(oidc: Oidc, browser: httpx.Client, user: str, amr=("pwd", "otp")) -> str:
-    """Sign `user` in to `browser` as the login pages would (the one place to swap for the real login)."""
+def sign_in(oidc: Oidc, browser: httpx.Client, user: str, amr=("pwd", "otp")) -> None:
+    """Sign `user` in to `browser` through the real pages: the password form, then a TOTP code when `amr` has
+    "otp" (a factor enrolled a minute earlier if the user has none)."""
     with oidc.engine.sessions.begin() as session:
-        _, token = browser_sessions.start(session, user, list(amr), oidc.now(), "127.0.0.1", "tests")
-    browser.cookies.set(browser_sessions.COOKIE, token)
-    return token
+        passwords.set_password(session, user, PASSWORD, oidc.now())
+        if "otp" in amr and not totp.confirmed(session, user):
+            earlier = oidc.now() - dt.timedelta(minutes=1)
+            _, seed = totp.enrol(session, user, earlier, default_sealer())
+            assert totp.confirm(session, user, pyotp.TOTP(seed).at(earlier), earlier, default_sealer())
+    signed = _post_form(browser, "/login", username=user, password=PASSWORD)
+    assert signed.status_code == 303, signed.text
+    if "otp" in amr:
+        assert signed.headers["location"] == "/login/mfa"
+        with oidc.engine.sessions() as session:
+            seed = default_sealer().open(session.get(MfaFactorRow, user).sealed_secret).decode()
+        signed = _post_form(browser, "/login/mfa", code=pyotp.TOTP(seed).at(oidc.now()))
+        assert signed.status_code == 303, signed.text
+    assert browser.cookies.get(browser_sessions.COOKIE), "no session cookie after signing in"
+
+
+def _post_form(browser: httpx.Client, path: str, **fields) -> httpx.Response:
+    """GET the page for its CSRF token, then POST the form as a browser without JavaScript does."""
+    token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get(path).text)
+    assert token is not None
+    return browser.post(path, data={"csrf_token": token.group(1), **fields})
 
 
 def browser(oidc: Oidc) -> httpx.Client:

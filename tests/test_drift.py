@@ -338,11 +338,11 @@ def test_users_the_charter_requires_mfa_of_without_a_confirmed_factor_are_found_
 @pytest.fixture
 def api(api, db):
     """The sample store, with a confirmed factor for its one admin (erin), so that it has no drift."""
-    _enrol(db, "erin")
+    enrol_factor(db, "erin")
     return api
 
 
-def _enrol(db, user: str) -> None:
+def enrol_factor(db, user: str) -> None:
     from charter.store.db import sessions
     from charter.store.models import MfaFactorRow
 
@@ -498,7 +498,7 @@ def test_the_cli_prints_the_findings_and_exits_1_and_0_once_clean(api, backend):
     clean = CliRunner().invoke(cli, ["drift"], env=env)
     assert clean.exit_code == 0, clean.output
     assert "no drift" in clean.output
-    assert "token-lifetime" in clean.output and "issue 9: authentication" in clean.output
+    assert "Not checked yet" not in clean.output  # every obligation of the charter is checked
 
     _make_drift(api)
     found = CliRunner().invoke(cli, ["drift"], env=env)
@@ -507,7 +507,6 @@ def test_the_cli_prints_the_findings_and_exits_1_and_0_once_clean(api, backend):
     lines = [" ".join(line.split()) for line in found.output.splitlines()]
     assert 'revoked-group-member user:bob member of group "legacy-admins", which clause 15 revokes 15' in lines
     assert "no-owner service:batch-runner has no owner" in lines
-    assert "Not checked yet:" in lines
 
     as_json = CliRunner().invoke(cli, ["drift", "--json"], env=env)
     assert as_json.exit_code == 1, as_json.output

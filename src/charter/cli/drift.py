@@ -54,7 +54,8 @@ def _print(drift) -> None:
     click.echo(heading + (f"{found} finding{'' if found == 1 else 's'}" if found else "no drift"))
     if found:
         _table(drift.findings)
-    click.echo("Not checked yet:")
+    if drift.not_checked:
+        click.echo("Not checked yet:")
     for item in drift.not_checked:
         clauses = f"; clause {', '.join(map(str, item.clauses))}" if item.clauses else ""
         click.echo(f"  {item.check}: {item.description} ({item.issue}{clauses})")
