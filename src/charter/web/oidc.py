@@ -142,7 +142,6 @@ def _protocol_routes(app: FastAPI, provider: Provider) -> None:
     async def revoke(request: Request) -> Response:
         return await run_in_thread(provider.revoke_endpoint, await Incoming.read(request))
 
-    @app.api_route("/oauth/userinfo", methods=["GET", "POST"], tags=["OpenID Connect"], summary="UserInfo")
     async def userinfo(request: Request) -> Response:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -155,6 +154,16 @@ def _protocol_routes(app: FastAPI, provider: Provider) -> None:
         if verified.subject_type != "user" or "openid" not in verified.scope:
             return _bearer_error(403, "insufficient_scope", "the token was not issued with the openid scope")
         return _json(provider.user_info(verified.subject, " ".join(verified.scope)))
+
+    for method in ("GET", "POST"):  # OpenID Connect Core 5.3.1: both; one operation id each in the OpenAPI document
+        app.add_api_route(
+            "/oauth/userinfo",
+            userinfo,
+            methods=[method],
+            tags=["OpenID Connect"],
+            summary="UserInfo",
+            operation_id=f"userinfo_{method.lower()}",
+        )
 
     @app.get("/oauth/authorize", tags=["OpenID Connect"], summary="The authorization endpoint: sign in, consent")
     async def authorize(request: Request) -> Response:
