@@ -42,6 +42,7 @@ from charter.directory import repository
 from charter.directory.repository import Conflict, NotFound
 from charter.drift import drift_in_store
 from charter.engine import Engine
+from charter.offboarding import offboard
 from charter.policy import access as policy_access
 from charter.policy.decision import Basis, Decision
 from charter.policy.request import Request
@@ -238,6 +239,8 @@ class Admin:
             if row is None:
                 row = IdentityRow(kind=kind, name=name, created_at=now)
                 session.add(row)
+            elif row.state == "active" and state != "active":
+                change.details["offboarded"] = offboard(session, kind, name, now, f"identity {state}")
             row.state = state  # type: ignore[assignment]
             row.owner = fields.get("owner")  # type: ignore[assignment]
             row.display_name = fields.get("display_name")  # type: ignore[assignment]
@@ -255,6 +258,7 @@ class Admin:
         with self.change(caller, f"directory:{section}/{name}", f"directory.{kind}.delete") as change:
             row = repository.identity(change.session, kind, name)
             change.details.update(before=_identity_audit_view(change.session, row), after=None)
+            change.details["offboarded"] = offboard(change.session, kind, name, self.now(), "identity deleted")
             change.session.delete(row)
         return Done(change.revision)
 

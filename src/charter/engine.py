@@ -120,7 +120,7 @@ class Engine:
             self.snapshot = snapshot
             self.clients = table
             self.keyring = keys.KeyRing(key_rows, self.sealer, now)
-            self.tokens = TokenVerifier(self.keyring, self.issuer, revoked)
+            self.tokens = TokenVerifier(self.keyring, self.issuer, revoked, subjects=snapshot)
             self._built_on = today
             self._changed.notify_all()
         return snapshot

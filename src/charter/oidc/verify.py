@@ -27,6 +27,7 @@ from joserfc.jwk import ECKey
 from charter.oidc.keys import ALGORITHM, KeyRing
 from charter.oidc.tokens import ACCESS_TOKEN_TYPE
 from charter.policy.request import MFA_METHODS
+from charter.policy.snapshot import Snapshot
 
 LEEWAY = 30  # seconds of clock skew tolerated on exp/iat
 CACHE_SIZE = 20_000  # verified tokens remembered per verifier (about 3 KB each with the token: ~60 MiB full)
@@ -91,11 +92,15 @@ class TokenVerifier:
         revoked: Iterable[str] = (),
         audience: str | None = None,
         cache_size: int = CACHE_SIZE,
+        subjects: Snapshot | None = None,
     ):
+        """`subjects`: the snapshot whose principals a token's subject must be (active, not blocked) for the token
+        to count; None (a relying party's verifier) checks the token alone."""
         self.keyring = keyring
         self.issuer = issuer
         self.audience = audience or issuer
         self.revoked = frozenset(revoked)
+        self.subjects = subjects
         self.cache_size = cache_size
         self._cache: dict[str, _Signed] = {}
         self._published = keyring.publish_until if keyring is not None else {}
@@ -172,6 +177,10 @@ class TokenVerifier:
         token = signed.token
         if token.jti in self.revoked:
             raise InvalidToken("revoked", "the token has been revoked")
+        if self.subjects is not None:
+            principal = self.subjects.principal(token.subject_type, token.subject)
+            if principal is None or principal.blocked is not None:
+                raise InvalidToken("subject", f"{token.subject_type} {token.subject!r} is disabled, gone or revoked")
         return token
 
 
