@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from charter import charters
@@ -22,14 +23,18 @@ from charter.store.models import (
     ApiClientRow,
     AuditRecordRow,
     GrantRow,
+    IdentityRow,
     MfaFactorRow,
     OAuthClientRow,
+    RefreshTokenRow,
     ReviewTaskRow,
+    SessionRow,
 )
 
 # How far back issuance records are read for the token-lifetime check: tokens issued longer ago than this
 # are taken to have expired (the charter's access-token lifetime, when longer, is used instead).
 ISSUED_WINDOW = dt.timedelta(days=1)
+DEFAULT_INACTIVE_DAYS = 90
 
 
 def drift_in_store(session: Session, now: dt.datetime) -> Drift:
@@ -60,8 +65,43 @@ def drift_in_store(session: Session, now: dt.datetime) -> Drift:
     lifetime = obligations_of(version.clauses).access_token.value
     issued = _issued_tokens(session, now, max(lifetime, ISSUED_WINDOW))
     return find_drift(
-        version, directory, grants, clients, amendments, now, _open_reviews(session), set(enrolled), issued
+        version,
+        directory,
+        grants,
+        clients,
+        amendments,
+        now,
+        _open_reviews(session),
+        set(enrolled),
+        issued,
+        _last_active(session),
+        inactive_after(),
     )
+
+
+def inactive_after() -> dt.timedelta:
+    """How long a person may go without signing in before `charter drift` reports the account
+    (CHARTER_INACTIVE_DAYS, default 90: the charter has no clause for it yet)."""
+    text = os.environ.get("CHARTER_INACTIVE_DAYS", "").strip()
+    if text and (not text.isdigit() or int(text) < 1):
+        raise SystemExit(f"CHARTER_INACTIVE_DAYS must be a whole number of days above 0, found {text!r}")
+    return dt.timedelta(days=int(text) if text else DEFAULT_INACTIVE_DAYS)
+
+
+def _last_active(session: Session) -> dict[str, dt.datetime]:
+    """Each user's latest sign-in (a session begun) or token refresh family begun, else when the account was made."""
+    last = {
+        name: _aware(created)
+        for name, created in session.execute(
+            select(IdentityRow.name, IdentityRow.created_at).where(IdentityRow.kind == "user")
+        )
+    }
+    for model in (SessionRow, RefreshTokenRow):
+        query = select(model.user, func.max(model.created_at)).group_by(model.user)
+        for user, moment in session.execute(query):
+            if user in last and moment is not None:
+                last[user] = max(last[user], _aware(moment))
+    return last
 
 
 def _oauth_service_clients(session: Session) -> list[LiveClient]:

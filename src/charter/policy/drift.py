@@ -142,6 +142,8 @@ class _Live:
     reviews: tuple[OpenReview, ...] = ()
     mfa_enrolled: frozenset[str] = frozenset()  # users with a confirmed second factor
     issued: tuple[IssuedToken, ...] = ()
+    last_active: Mapping[str, dt.datetime] = field(default_factory=dict)  # user -> latest sign-in or creation
+    inactive_after: dt.timedelta = dt.timedelta(days=90)
     revoked_groups: Mapping[str, int] = field(init=False)  # group -> the clause revoking it
     revoked_identities: Mapping[str, int] = field(init=False)  # "user:bob" -> the clause revoking it
 
@@ -187,10 +189,13 @@ def find_drift(
     reviews: Sequence[OpenReview] = (),
     mfa_enrolled: Collection[str] = (),
     issued: Sequence[IssuedToken] = (),
+    last_active: Mapping[str, dt.datetime] | None = None,
+    inactive_after: dt.timedelta = dt.timedelta(days=90),
 ) -> Drift:
     """Every check of `CHECKS` over the live state; `grants` are those not revoked (the ended are skipped),
     `reviews` the review tasks still open, `mfa_enrolled` the users with a confirmed second factor, `issued`
-    the access tokens issued recently."""
+    the access tokens issued recently, `last_active` each user's latest sign-in (or creation), and users idle
+    longer than `inactive_after` are reported (users missing from `last_active` are not judged)."""
     live = _Live(
         version,
         directory,
@@ -201,6 +206,8 @@ def find_drift(
         tuple(reviews),
         frozenset(mfa_enrolled),
         tuple(issued),
+        dict(last_active or {}),
+        inactive_after,
     )
     findings = [
         Finding(check, subject, detail, clause)
@@ -399,6 +406,22 @@ def _overdue_reviews(live: _Live) -> Iterator[tuple[str, str, int | None]]:
             yield f"review:{review.id}", detail, review.clause
 
 
+def _inactive_accounts(live: _Live) -> Iterator[tuple[str, str, int | None]]:
+    """Active people who have not signed in (or been made) within `inactive_after`: accounts to disable."""
+    for identity in live.directory.users.values():
+        last = live.last_active.get(identity.id)
+        if identity.state is not LifecycleState.ACTIVE or last is None:
+            continue
+        idle = live.now - last
+        if idle > live.inactive_after:
+            yield (
+                _key(identity),
+                f"no sign-in for {idle.days} days (last activity {last.astimezone(dt.UTC):%Y-%m-%d}); "
+                f"accounts unused for {live.inactive_after.days} days should be disabled",
+                None,
+            )
+
+
 def _admins_without_mfa(live: _Live) -> Iterator[tuple[str, str, int | None]]:
     """Active users an MfaRequirement clause names (its `whose` tests met) with no confirmed factor."""
     from charter.policy.principal import Principal
@@ -472,6 +495,10 @@ CHECKS: dict[str, tuple[str, Check]] = {
     "admin-without-mfa": (
         "an active user the charter requires MFA of (`... must use MFA.`) with no second factor enrolled",
         _admins_without_mfa,
+    ),
+    "inactive-account": (
+        "an active person with no sign-in for longer than CHARTER_INACTIVE_DAYS (default 90)",
+        _inactive_accounts,
     ),
 }
 
