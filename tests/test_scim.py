@@ -160,7 +160,7 @@ def test_replace_with_if_match_and_etags(scim):
     created = client.create(_user("yann", "finance", title="Clerk"))
     stale = created.meta.version
     replacement = _user("yann", "sales", title="Lead")
-    replacement.meta = created.meta
+    replacement.id, replacement.meta = created.id, created.meta
     replaced = client.replace(replacement)  # sends If-Match: the version it was read at
     assert replaced[EnterpriseUser].department == "sales" and replaced.title == "Lead"
     assert replaced.meta.version != stale
