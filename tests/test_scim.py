@@ -258,3 +258,29 @@ def test_errors_are_scim_errors(scim, live):
     assert created.status_code == 403 and api.get("/admin/v1/users/mallory").status_code == 404
     denied = api.ok("GET", "/admin/v1/audit/audit?outcome=denied&target=directory:users/mallory")["items"]
     assert denied and "alice" in denied[0]["actor"]
+
+
+def test_what_identity_providers_send(scim):
+    """Okta-style payloads: a manager without $ref, a PATCH without a path, a password (accepted, not kept)."""
+    _, http, api = scim
+    body = {
+        "schemas": [str(User.__schema__), ENTERPRISE],
+        "userName": "olga@acme.example",
+        "password": "not-kept-1234",
+        "name": {"givenName": "Olga", "familyName": "O"},
+        ENTERPRISE: {"department": "finance", "manager": {"value": "frank"}},
+    }
+    created = http.post("/Users", json=body, headers={"Content-Type": SCIM_JSON})
+    assert created.status_code == 201, created.text
+    assert created.headers["location"].endswith("/scim/v2/Users/olga@acme.example")
+    assert created.json()[ENTERPRISE]["manager"]["value"] == "frank" and "password" not in created.json()
+    patch = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "value": {"active": False, "name.givenName": "Olivia"}}],
+    }
+    patched = http.patch("/Users/olga@acme.example", json=patch)
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["active"] is False
+    stored = api.ok("GET", "/admin/v1/users/olga@acme.example")
+    assert stored["state"] == "disabled" and "not-kept" not in str(stored)
+    assert api.decide("olga@acme.example", "read", "reports:finance/q1")["decision"] is False  # disabled
