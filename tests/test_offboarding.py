@@ -1,4 +1,4 @@
-"""Offboarding: a disabled or deleted person loses, at once, every session, refresh token, access token and
+"""Offboarding: a person deactivated by SCIM, disabled or deleted loses, at once, every session, refresh token, access token and
 just-in-time grant they held (issue 10). A real server with a test clock, both backends; the person signs in
 through the real pages and gets tokens through the OpenID Connect flow with authlib's client."""
 
@@ -7,7 +7,9 @@ from __future__ import annotations
 import pytest
 from authlib.integrations.base_client.errors import OAuthError
 
+from charter.bootstrap import sample
 from oidc_helpers import authorize, browser, public_client, running, sign_in
+from test_scim import PROVISION
 
 STAGING = {"action": "write", "resource": "db:staging/app", "reason": "migrate the orders table", "duration": "8h"}
 
@@ -38,13 +40,32 @@ def _holding_everything(oidc):
     return person, client, tokens
 
 
-@pytest.mark.parametrize("how", ["disabled", "deleted"])
+def _scim_deactivates(api, user: str) -> None:
+    """The identity provider's way: `active: false` by SCIM PATCH, as okta-scim (clause 21 lets it provision)."""
+    api.ok("PUT", "/admin/v1/services/okta-scim", json={"owner": "admin"})
+    api.ok("PUT", "/admin/v1/charter", content=(sample("charter.charter") + PROVISION).encode())
+    credential = api.new_credential("okta-scim", "service")
+    patch = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": False}],
+    }
+    answer = api.http.patch(
+        f"/scim/v2/Users/{user}",
+        json=patch,
+        headers={"Authorization": f"Bearer {credential}", "Content-Type": "application/scim+json"},
+    )
+    assert answer.status_code == 200 and answer.json()["active"] is False, answer.text
+
+
+@pytest.mark.parametrize("how", ["scim", "disabled", "deleted"])
 def test_a_person_offboarded_loses_session_refresh_token_access_token_and_grant_at_once(live, how):
     oidc = running(live)
     api = oidc.api
     person, client, tokens = _holding_everything(oidc)
 
-    if how == "disabled":
+    if how == "scim":
+        _scim_deactivates(api, "dave")
+    elif how == "disabled":
         api.ok("PUT", "/admin/v1/users/dave", json={"state": "disabled", "groups": ["contractors"]})
     else:
         api.ok("DELETE", "/admin/v1/users/dave")
@@ -62,7 +83,7 @@ def test_a_person_offboarded_loses_session_refresh_token_access_token_and_grant_
     grants = api.ok("GET", "/admin/v1/grants", params={"subject_type": "user", "subject": "dave"})["items"]
     assert grants and all(g["revoked"] for g in grants)
 
-    action = "directory.user.put" if how == "disabled" else "directory.user.delete"
+    action = "directory.user.delete" if how == "deleted" else "directory.user.put"
     [record] = api.ok("GET", "/admin/v1/audit/audit", params={"action": action, "target": "directory:users/dave"})[
         "items"
     ]
