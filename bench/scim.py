@@ -224,7 +224,8 @@ def main() -> int:
         f"server snapshot revision {revision['revision']}, store {revision['stored']}"
     )
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
     )
     if unknown:
         print(f"FAIL: {len(unknown)} of {len(sample)} sampled users unknown to the decision point, e.g. {unknown[:3]}")
