@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from charter.directory.model import Directory, Group, Identity, IdentityKind, LifecycleState, Resource
@@ -177,9 +177,14 @@ def _apply_identities(session: Session, basis: Basis, wanted: set[tuple[str, str
     directory = basis.directory
     sections = {"user": directory.users, "service": directory.services, "partner": directory.partners}
     found: dict[tuple[str, str], IdentityRow] = {}
-    for chunk in _chunks(sorted(wanted)):
-        for row in session.scalars(select(IdentityRow).where(tuple_(IdentityRow.kind, IdentityRow.name).in_(chunk))):
-            found[(row.kind, row.name)] = row
+    by_kind: dict[str, list[str]] = {}
+    for kind, name in sorted(wanted):
+        by_kind.setdefault(kind, []).append(name)
+    for kind, names in by_kind.items():  # kind = ? AND name IN (...): the unique index (a row-value IN scans on SQLite)
+        for chunk in _chunks(names):
+            query = select(IdentityRow).where(IdentityRow.kind == kind, IdentityRow.name.in_(chunk))
+            for row in session.scalars(query):
+                found[(row.kind, row.name)] = row
     direct: dict[int, list[str]] = {row.id: [] for row in found.values()}
     for chunk in _chunks(list(direct)):
         for identity_id, name in session.execute(
