@@ -5,8 +5,10 @@ background thread rebuilds the snapshot whenever the store's revision moves:
 woken at once by PostgreSQL NOTIFY, by a local write (`refresh_now`), or by
 polling the revision every `poll_interval` seconds (the fallback, and the only
 way on SQLite or with `listen=False`). A new day also triggers a rebuild, so
-amendments and charters take effect on their dates. `wait_for(R)` lets a caller insist on seeing
-revision R (the `Charter-Min-Revision` header).
+amendments and charters take effect on their dates. Changes that touch only the
+directory are applied incrementally (`charter.incremental`): the changed
+principals are recompiled and everything else is shared with the previous snapshot.
+`wait_for(R)` lets a caller insist on seeing revision R (the `Charter-Min-Revision` header).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from functools import cached_property
 from sqlalchemy import Engine as DbEngine
 from sqlalchemy import select
 
-from charter import amendments, charters, clients
+from charter import amendments, charters, clients, incremental
 from charter.audit.trail import AuditTrail
 from charter.clock import Clock, SystemClock
 from charter.directory import repository
@@ -73,6 +75,9 @@ class Engine:
         self.keyring: keys.KeyRing | None = None  # token signing keys (charter.oidc.keys), loaded with each snapshot
         self.tokens = TokenVerifier(None, self.issuer)  # verifies access tokens from memory (charter.oidc.verify)
         self._built_on: dt.date | None = None
+        self._basis: incremental.Basis | None = None  # what the incremental step builds on (charter.incremental)
+        self._building = threading.RLock()  # one build at a time: the basis is changed in place
+        self.steps = {"full": 0, "incremental": 0}  # how each refresh was made (tests, benches)
         self._changed = threading.Condition()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -91,12 +96,17 @@ class Engine:
 
     def rebuild(self) -> Snapshot:
         """Read the store in one consistent transaction and swap in a new snapshot."""
+        with self._building:
+            return self._rebuild()
+
+    def _rebuild(self) -> Snapshot:
         now = self.clock.now().astimezone(dt.UTC)
         today = now.date()
         with self.sessions() as session:
             if is_postgres(self.db):
                 session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             revision = current_revision(session)
+            audit_seq = incremental.audit_head(session)
             directory = repository.load(session)
             version = charters.version_in_force(session, today) or empty_version(today)
             grants = [
@@ -116,6 +126,8 @@ class Engine:
             principals = [p for kind in snapshot.principals.values() for p in kind.values()]
             members = cohort(plan, principals, salt(row.charter_name, row.number))
             with_canary(snapshot, row.number, trial, members)
+        self._basis = incremental.Basis.of(directory, audit_seq, full=canary is None)
+        self.steps["full"] += 1
         with self._changed:
             self.snapshot = snapshot
             self.clients = table
@@ -130,9 +142,36 @@ class Engine:
         with self.sessions() as session:
             revision = current_revision(session)
         if revision != self.snapshot.revision or self._built_on != self._today():
-            self.rebuild()
+            with self._building:
+                if self._built_on != self._today() or not self._step():
+                    self._rebuild()
             return True
         return False
+
+    def _step(self) -> bool:
+        """Apply the directory changes since the snapshot's revision (charter.incremental); False: rebuild."""
+        basis = self._basis
+        if basis is None:
+            return False
+        try:
+            with self.sessions() as session:
+                if is_postgres(self.db):
+                    session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+                revision = current_revision(session)
+                if revision == self.snapshot.revision:
+                    return True
+                snapshot = incremental.step(session, basis, self.snapshot, revision)
+        except Exception as error:  # never keep a basis that may be half-updated
+            log.warning("incremental refresh failed, rebuilding: %s: %s", type(error).__name__, error)
+            snapshot = None
+        if snapshot is None:
+            self._basis = None
+            return False
+        self.steps["incremental"] += 1
+        with self._changed:
+            self.snapshot = snapshot
+            self._changed.notify_all()
+        return True
 
     # --- waiting -----------------------------------------------------------------------------
 

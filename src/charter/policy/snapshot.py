@@ -330,20 +330,7 @@ def compile_snapshot(
     """Compile a charter version, a directory and the active grants into a Snapshot."""
     clock = clock or SystemClock()
     name, number = version.name, version.version
-    revoked_groups: dict[str, int] = {}
-    revoked_keys: dict[str, int] = {}
-    mfa_rules: list[tuple[Selector, int]] = []
-    for clause in version.clauses:
-        sentence = clause.sentence
-        if isinstance(sentence, ast.Revocation):
-            subject = sentence.subject
-            if subject.kind is ast.SubjectKind.GROUP:
-                revoked_groups.setdefault(subject.name or "", clause.number)
-            else:
-                revoked_keys.setdefault(compile_selector(subject, "").key or "", clause.number)
-        elif isinstance(sentence, ast.MfaRequirement):
-            mfa_rules.append((compile_selector(sentence.subject, format_subject(sentence.subject)), clause.number))
-
+    revoked_groups, revoked_keys, mfa_rules = _subject_rules(version)
     principals = _principals(directory, name, number, revoked_keys, mfa_rules)
 
     permits: dict[str, PatternIndex] = {}
@@ -427,6 +414,89 @@ def compile_snapshot(
     )
 
 
+def _subject_rules(
+    version: Consolidated,
+) -> tuple[dict[str, int], dict[str, int], list[tuple[Selector, int]]]:
+    """The clauses that bear on subjects themselves: revoked groups, revoked subjects, MFA requirements."""
+    revoked_groups: dict[str, int] = {}
+    revoked_keys: dict[str, int] = {}
+    mfa_rules: list[tuple[Selector, int]] = []
+    for clause in version.clauses:
+        sentence = clause.sentence
+        if isinstance(sentence, ast.Revocation):
+            subject = sentence.subject
+            if subject.kind is ast.SubjectKind.GROUP:
+                revoked_groups.setdefault(subject.name or "", clause.number)
+            else:
+                revoked_keys.setdefault(compile_selector(subject, "").key or "", clause.number)
+        elif isinstance(sentence, ast.MfaRequirement):
+            mfa_rules.append((compile_selector(sentence.subject, format_subject(sentence.subject)), clause.number))
+    return revoked_groups, revoked_keys, mfa_rules
+
+
+IDENTITY_SECTIONS = (("user", "users"), ("service", "services"), ("partner", "partners"))
+
+
+def with_directory_changes(
+    base: Snapshot,
+    directory: Directory,
+    closure: Mapping[str, frozenset[str]],
+    changed: Mapping[str, Iterable[str]],
+    revision: int,
+    resources: Iterable[str] = (),
+) -> Snapshot:
+    """A new snapshot: `base` with the principals named in `changed` (type -> ids) recompiled from `directory`.
+
+    The incremental step of `charter.engine`: every other principal, the rule indexes, the grants and the
+    charter are shared with `base`, which is left untouched (readers may hold it). `closure` must be the
+    nesting closure of `directory.groups`, and the closure of every group `base` knew must be unchanged (a
+    nesting change or a group deletion needs a full `compile_snapshot`). An id missing from the directory
+    is removed; `resources` names resources to take again from `directory.resources`.
+    """
+    _, revoked_keys, mfa_rules = _subject_rules(base.version)
+    charter, number = base.version.name, base.version.version
+    principals = dict(base.principals)
+    shared: dict[tuple[str, ...], frozenset[str]] = {}
+    for type_, section in IDENTITY_SECTIONS:
+        ids = changed.get(type_)
+        if not ids:
+            continue
+        identities: Mapping[str, Identity] = getattr(directory, section)
+        compiled = principals[type_] = dict(principals.get(type_, {}))
+        for id_ in ids:
+            identity = identities.get(id_)
+            if identity is None:
+                compiled.pop(id_, None)
+            else:
+                compiled[id_] = _principal(type_, identity, closure, shared, charter, number, revoked_keys, mfa_rules)
+    attributes = base.resources
+    resources = list(resources)
+    if resources:
+        attributes = dict(attributes)
+        for name in resources:
+            resource = directory.resources.get(name)
+            if resource is None:
+                attributes.pop(name, None)
+            else:
+                attributes[name] = resource.condition_attributes()
+    snapshot = Snapshot(
+        version=base.version,
+        revision=revision,
+        clock=base.clock,
+        principals=principals,
+        permits=base.permits,
+        forbids=base.forbids,
+        eligible=base.eligible,
+        break_glass=base.break_glass,
+        grants=base.grants,
+        rules=base.rules,
+        dropped=base.dropped,
+        resources=attributes,
+        obligations=base.obligations,
+    )
+    return snapshot
+
+
 def _rule(number: int, sentence: ast.Rule, effective: dt.date) -> Rule:
     starts = _midnight(effective)
     ends = NEVER
@@ -476,35 +546,46 @@ def _principals(
     revoked: Mapping[str, int],
     mfa_rules: Sequence[tuple[Selector, int]],
 ) -> dict[str, dict[str, Principal]]:
-    closure = _group_closure(directory)
+    closure = group_closure(directory)
     shared: dict[tuple[str, ...], frozenset[str]] = {}
     result: dict[str, dict[str, Principal]] = {}
-    for type_, identities in (
-        ("user", directory.users),
-        ("service", directory.services),
-        ("partner", directory.partners),
-    ):
-        compiled: dict[str, Principal] = {}
-        for identity in identities.values():
-            groups = shared.get(identity.groups)
-            if groups is None:
-                groups = shared[identity.groups] = frozenset().union(*(closure[g] for g in identity.groups))
-            principal = Principal(type_, identity.id, groups, identity.attributes)
-            principal.blocked = _blocked(identity, principal, charter, version, revoked)
-            for selector, clause in mfa_rules:
-                if selector.names(principal) and selector.unmet(principal) is None:
-                    principal.mfa_decision = Decision(
-                        False,
-                        Basis.REQUIREMENT,
-                        charter,
-                        version,
-                        clause,
-                        (f"needs MFA: clause {clause} requires it of {selector.text[0].lower() + selector.text[1:]}",),
-                    )
-                    break
-            compiled[identity.id] = principal
-        result[type_] = compiled
+    for type_, section in IDENTITY_SECTIONS:
+        identities: Mapping[str, Identity] = getattr(directory, section)
+        result[type_] = {
+            identity.id: _principal(type_, identity, closure, shared, charter, version, revoked, mfa_rules)
+            for identity in identities.values()
+        }
     return result
+
+
+def _principal(
+    type_: str,
+    identity: Identity,
+    closure: Mapping[str, frozenset[str]],
+    shared: dict[tuple[str, ...], frozenset[str]],
+    charter: str,
+    version: int,
+    revoked: Mapping[str, int],
+    mfa_rules: Sequence[tuple[Selector, int]],
+) -> Principal:
+    """One identity compiled: its effective groups, and its ready denials (blocked, MFA required)."""
+    groups = shared.get(identity.groups)
+    if groups is None:
+        groups = shared[identity.groups] = frozenset().union(*(closure[g] for g in identity.groups))
+    principal = Principal(type_, identity.id, groups, identity.attributes)
+    principal.blocked = _blocked(identity, principal, charter, version, revoked)
+    for selector, clause in mfa_rules:
+        if selector.names(principal) and selector.unmet(principal) is None:
+            principal.mfa_decision = Decision(
+                False,
+                Basis.REQUIREMENT,
+                charter,
+                version,
+                clause,
+                (f"needs MFA: clause {clause} requires it of {selector.text[0].lower() + selector.text[1:]}",),
+            )
+            break
+    return principal
 
 
 def _blocked(
@@ -526,9 +607,11 @@ def _blocked(
     return None
 
 
-def _group_closure(directory: Directory) -> dict[str, frozenset[str]]:
-    """Each group with every group it is nested in (the directory loader has already rejected cycles)."""
-    closure: dict[str, frozenset[str]] = {}
+def group_closure(directory: Directory, closure: dict[str, frozenset[str]] | None = None) -> dict[str, frozenset[str]]:
+    """Each group with every group it is nested in (the directory loader has already rejected cycles).
+
+    Given `closure`, fills in only the groups it lacks (in place), reusing the rest."""
+    closure = {} if closure is None else closure
 
     def resolve(group: str) -> frozenset[str]:
         found = closure.get(group)
