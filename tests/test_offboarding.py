@@ -83,8 +83,14 @@ def test_a_person_offboarded_loses_session_refresh_token_access_token_and_grant_
     grants = api.ok("GET", "/admin/v1/grants", params={"subject_type": "user", "subject": "dave"})["items"]
     assert grants and all(g["revoked"] for g in grants)
 
+    if how == "disabled":  # enabled again: the account is back, what offboarding ended is not
+        api.ok("PUT", "/admin/v1/users/dave", json={"state": "active", "groups": ["contractors"]})
+        assert api.decide("dave", "write", "db:staging/app")["decision"] is False
+        again = api.http.get("/oauth/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        assert again.status_code == 200  # the access token itself was not revoked; it counts again
+        assert person.get("/account").status_code == 303
+
     action = "directory.user.delete" if how == "deleted" else "directory.user.put"
-    [record] = api.ok("GET", "/admin/v1/audit/audit", params={"action": action, "target": "directory:users/dave"})[
-        "items"
-    ]
+    records = api.ok("GET", "/admin/v1/audit/audit", params={"action": action, "target": "directory:users/dave"})
+    record = next(r for r in records["items"] if "offboarded" in r["details"])
     assert record["details"]["offboarded"] == {"sessions": 1, "refresh_tokens": 1, "grants": 1, "requests": 0}

@@ -168,8 +168,10 @@ class Engine:
             self._basis = None
             return False
         self.steps["incremental"] += 1
+        tokens = TokenVerifier(self.keyring, self.issuer, self.tokens.revoked, subjects=snapshot)
         with self._changed:
             self.snapshot = snapshot
+            self.tokens = tokens  # a token's subject must be an active principal of this snapshot
             self._changed.notify_all()
         return True
 

@@ -85,11 +85,14 @@ def step(session: Session, basis: Basis, base: Snapshot, revision: int) -> Snaps
         .order_by(AuditRecordRow.seq)
     ):
         last = seq
-        changed = json.loads(details).get("revision")
+        fields = json.loads(details)
+        changed = fields.get("revision")
         if not isinstance(changed, int):
             continue  # no change of state came with it (a refusal, a sign-in)
         if changed <= base.revision:
             continue
+        if (fields.get("offboarded") or {}).get("grants"):
+            return None  # offboarding revoked grants too: they are in the snapshot, so rebuild
         section, _, name = target.removeprefix("directory:").partition("/")
         if not target.startswith("directory:") or not name:
             return None
