@@ -112,8 +112,11 @@ class Engine:
         with self.sessions() as session:
             if is_postgres(self.db):
                 session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-            revision = current_revision(session)
+            # The audit head before the revision: on SQLite (no read transaction) a change may commit between
+            # the two reads, and then its record must lie after `audit_seq` (the incremental step skips it
+            # as already in the snapshot's revision), never before it with a revision the snapshot lacks.
             audit_seq = incremental.audit_head(session)
+            revision = current_revision(session)
             directory = repository.load(session)
             version = charters.version_in_force(session, today) or empty_version(today)
             grants = [
