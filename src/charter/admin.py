@@ -176,7 +176,7 @@ class Admin:
         actor = caller if isinstance(caller, str) else caller.describe()
         session = self.engine.sessions()
         try:
-            with session.begin():
+            with self.engine.write_lock, session.begin():
                 change = Change(session, bump_revision(session))
                 yield change
                 details = {**change.details, "revision": change.revision}

@@ -78,6 +78,13 @@ class Engine:
         self._basis: incremental.Basis | None = None  # what the incremental step builds on (charter.incremental)
         self._building = threading.RLock()  # one build at a time: the basis is changed in place
         self.steps = {"full": 0, "incremental": 0}  # how each refresh was made (tests, benches)
+        # SQLite admits one writer at a time and makes the others wait in its busy handler, which sleeps in
+        # growing steps (up to 100 ms): under concurrent writes (a bulk load) the lock sits idle between them
+        # and some writers starve for seconds. This server's writers queue here instead (Admin._transaction);
+        # PostgreSQL's row locks wake waiters at once and need none.
+        self.write_lock: contextlib.AbstractContextManager = (
+            contextlib.nullcontext() if is_postgres(db) else threading.RLock()
+        )
         self._changed = threading.Condition()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -105,8 +112,11 @@ class Engine:
         with self.sessions() as session:
             if is_postgres(self.db):
                 session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-            revision = current_revision(session)
+            # The audit head before the revision: on SQLite (no read transaction) a change may commit between
+            # the two reads, and then its record must lie after `audit_seq` (the incremental step skips it
+            # as already in the snapshot's revision), never before it with a revision the snapshot lacks.
             audit_seq = incremental.audit_head(session)
+            revision = current_revision(session)
             directory = repository.load(session)
             version = charters.version_in_force(session, today) or empty_version(today)
             grants = [
