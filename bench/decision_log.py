@@ -1,4 +1,3 @@
-# ruff: noqa: E402
 """Decision log overhead: the same HTTP decision load with the decision log on and off, in one run.
 
     .venv/bin/python bench/decision_log.py [--rounds 3] [--duration 10] [--modes "single max,batch max,single paced"]
@@ -37,17 +36,13 @@ store, wall and thread CPU time).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import benchkit  # first: it keeps bench/ off sys.path (see benchkit)
 
-# As in bench/http.py: drop this folder from sys.path, where http.py would hide the standard library's `http`.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
+# isort: split
 
 import argparse
 import contextlib
 import gc
-import importlib.util
 import logging
 import math
 import os
@@ -57,21 +52,13 @@ import re
 import shutil
 import signal
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
-
-def _load_http_bench():
-    spec = importlib.util.spec_from_file_location("charter_bench_http", _HERE / "http.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-http_bench = _load_http_bench()
+http_bench = benchkit.load_http_bench()
 SINGLE_PATH, BATCH_PATH, BATCH = http_bench.SINGLE_PATH, http_bench.BATCH_PATH, http_bench.BATCH
 SETTINGS = ("off", "on")
 DROPPED = re.compile(r"decision log stopped: (\d+) decisions written, (\d+) allowed ones dropped")

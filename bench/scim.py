@@ -1,4 +1,3 @@
-# ruff: noqa: E402
 """Bulk provisioning over HTTP: users and groups pushed to a running `charter serve` by concurrent clients.
 
     .venv/bin/python bench/scim.py [--users 100000] [--groups 10000] [--threads 8] [--api scim|admin]
@@ -23,18 +22,15 @@ decision point (an AuthZEN evaluation of a user not provisioned says "unknown su
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import benchkit  # first: it keeps bench/ off sys.path (see benchkit)
 
-# As in bench/http.py: drop this folder from sys.path, where http.py would hide the standard library's `http`.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
+# isort: split
 
 import argparse
-import importlib.util
 import os
 import platform
 import random
+import sys
 import tempfile
 import threading
 import time
@@ -42,15 +38,6 @@ from collections.abc import Callable
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
-
-
-def _load_http_bench():
-    spec = importlib.util.spec_from_file_location("charter_bench_http", _HERE / "http.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -168,7 +155,7 @@ def main() -> int:
 
     import httpx
 
-    http_bench = _load_http_bench()
+    http_bench = benchkit.load_http_bench()
     users = plan(options.users, options.groups, options.memberships)
     with tempfile.TemporaryDirectory(prefix="charter-bench-scim-") as data:
         env = {**os.environ, "CHARTER_DATA_DIR": data, "CHARTER_DECISION_LOG": "off"}

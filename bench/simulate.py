@@ -1,4 +1,3 @@
-# ruff: noqa: E402
 """Amendment simulation: replay 1,000,000 logged decisions against a proposed amendment.
 
     .venv/bin/python bench/simulate.py [--decisions 1000000] [--days 30] [--database-url URL]
@@ -19,31 +18,19 @@ script exits 1.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import benchkit  # first: it keeps bench/ off sys.path (see benchkit)
 
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
+# isort: split
 
 import argparse
 import collections
 import datetime as dt
-import importlib.util
 import os
 import platform
 import random
+import sys
 import tempfile
 import time
-
-
-def _load_http_bench():
-    spec = importlib.util.spec_from_file_location("charter_bench_http", _HERE / "http.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 WRITE_BATCH = 50_000
 
@@ -73,7 +60,7 @@ def run(url: str, count: int, days: int) -> int:
     from charter.store.db import make_engine, upgrade
     from charter.web import authzen
 
-    http_bench = _load_http_bench()
+    http_bench = benchkit.load_http_bench()
     print(f"Python {platform.python_version()}; {http_bench.machine()}")
     print(
         f"command: bench/simulate.py --decisions {count} --days {days}"

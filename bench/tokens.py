@@ -1,4 +1,3 @@
-# ruff: noqa: E402
 """Token issuance over HTTP: client-credentials requests to a running `charter serve`, timed one by one.
 
     .venv/bin/python bench/tokens.py [--requests 2000] [--warmup 200] [--database-url URL] [--no-check]
@@ -18,28 +17,16 @@ section (charter.oidc.verify with its cache) can be timed on the same tokens.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import benchkit  # first: it keeps bench/ off sys.path (see benchkit)
 
-# As in bench/http.py: drop this folder from sys.path, where http.py would hide the standard library's `http`.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
+# isort: split
 
 import argparse
-import importlib.util
 import os
 import platform
+import sys
 import tempfile
 import time
-
-
-def _load_http_bench():
-    spec = importlib.util.spec_from_file_location("charter_bench_http", _HERE / "http.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -101,7 +88,7 @@ def main() -> int:
 
     import httpx
 
-    http_bench = _load_http_bench()
+    http_bench = benchkit.load_http_bench()
     with tempfile.TemporaryDirectory(prefix="charter-bench-tokens-") as data:
         env = {**os.environ, "CHARTER_DATA_DIR": data, "CHARTER_DECISION_LOG": "off"}
         env.pop("CHARTER_ISSUER", None)
