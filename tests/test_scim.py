@@ -7,6 +7,7 @@ The caller is the service "okta-scim", whose right comes from the charter:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -231,6 +232,43 @@ def test_groups_patch_members_and_active_then_delete(scim):
     missing = http.get("/Users/gina")
     assert missing.status_code == 404 and missing.json()["status"] == "404"
     assert api.get("/admin/v1/users/gina").status_code == 404
+
+
+def test_concurrent_writers_neither_lose_a_change_nor_both_win_an_if_match(scim):
+    """Eight writers at once: PATCH `add` without If-Match is re-applied to whatever is there (every member
+    lands); PATCH with the same If-Match is a compare-and-set (exactly one wins, the others get 412)."""
+    client, http, api = scim
+    names = [f"racer{i}" for i in range(8)]
+    for name in names:
+        client.create(_user(name))
+    group = client.create(Group(display_name="race-team", members=[]))
+
+    def add(name: str) -> int:
+        body = {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "add", "path": "members", "value": [{"value": name, "type": "User"}]}],
+        }
+        return http.patch("/Groups/race-team", json=body).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(add, names)) == [200] * 8
+    assert sorted(m["name"] for m in api.ok("GET", "/admin/v1/groups/race-team")["members"]) == names
+
+    version = http.get("/Groups/race-team").headers["etag"]
+
+    def remove_one(name: str) -> int:
+        body = {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "remove", "path": f'members[value eq "{name}"]'}],
+        }
+        return http.patch("/Groups/race-team", json=body, headers={"If-Match": version}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(remove_one, names))
+    assert sorted(statuses) == [200] + [412] * 7
+    left = sorted(m["name"] for m in api.ok("GET", "/admin/v1/groups/race-team")["members"])
+    assert len(left) == 7 and names[statuses.index(200)] not in left
+    assert group.meta.version != version
 
 
 def test_errors_are_scim_errors(scim, live):

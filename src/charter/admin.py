@@ -228,39 +228,47 @@ class Admin:
     def put_identity(self, caller: Caller, section: str, name: str, fields: Mapping[str, object]) -> Done:
         """Create or replace an identity: state, owner, display name, attributes and direct groups."""
         kind = _kind(section)
+        with self.change(caller, f"directory:{section}/{name}", f"directory.{kind}.put") as change:
+            self.write_identity(change, kind, name, fields)
+        return Done(change.revision, {"name": name, "kind": kind})
+
+    def write_identity(self, change: Change, kind: str, name: str, fields: Mapping[str, object]) -> None:
+        """put_identity's write, inside a change already authorised (SCIM reads, checks and writes in one)."""
         _check_name("name", name)
         state = fields.get("state", "active")
         if state not in STATES:
             raise Invalid("state", f"expected one of {', '.join(STATES)}, found {state!r}")
-        with self.change(caller, f"directory:{section}/{name}", f"directory.{kind}.put") as change:
-            session, now = change.session, self.now()
-            row = session.scalar(select(IdentityRow).where(IdentityRow.kind == kind, IdentityRow.name == name))
-            change.details["before"] = _identity_audit_view(session, row)
-            if row is None:
-                row = IdentityRow(kind=kind, name=name, created_at=now)
-                session.add(row)
-            elif row.state == "active" and state != "active":
-                change.details["offboarded"] = offboard(session, kind, name, now, f"identity {state}")
-            row.state = state  # type: ignore[assignment]
-            row.owner = fields.get("owner")  # type: ignore[assignment]
-            row.display_name = fields.get("display_name")  # type: ignore[assignment]
-            row.attributes = dict(fields.get("attributes") or {})  # type: ignore[arg-type]
-            row.updated_at = now
+        session, now = change.session, self.now()
+        row = session.scalar(select(IdentityRow).where(IdentityRow.kind == kind, IdentityRow.name == name))
+        change.details["before"] = _identity_audit_view(session, row)
+        if row is None:
+            row = IdentityRow(kind=kind, name=name, created_at=now)
+            session.add(row)
+        elif row.state == "active" and state != "active":
+            change.details["offboarded"] = offboard(session, kind, name, now, f"identity {state}")
+        row.state = state  # type: ignore[assignment]
+        row.owner = fields.get("owner")  # type: ignore[assignment]
+        row.display_name = fields.get("display_name")  # type: ignore[assignment]
+        row.attributes = dict(fields.get("attributes") or {})  # type: ignore[arg-type]
+        row.updated_at = now
+        session.flush()
+        if "groups" in fields:
+            self._set_groups(session, row, list(fields["groups"]))  # type: ignore[arg-type]
             session.flush()
-            if "groups" in fields:
-                self._set_groups(session, row, list(fields["groups"]))  # type: ignore[arg-type]
-                session.flush()
-            change.details["after"] = _identity_audit_view(session, row)
-        return Done(change.revision, {"name": name, "kind": kind})
+        change.details["after"] = _identity_audit_view(session, row)
 
     def delete_identity(self, caller: Caller, section: str, name: str) -> Done:
         kind = _kind(section)
         with self.change(caller, f"directory:{section}/{name}", f"directory.{kind}.delete") as change:
-            row = repository.identity(change.session, kind, name)
-            change.details.update(before=_identity_audit_view(change.session, row), after=None)
-            change.details["offboarded"] = offboard(change.session, kind, name, self.now(), "identity deleted")
-            change.session.delete(row)
+            self.remove_identity(change, kind, name)
         return Done(change.revision)
+
+    def remove_identity(self, change: Change, kind: str, name: str) -> None:
+        """delete_identity's write, inside a change already authorised; offboards first."""
+        row = repository.identity(change.session, kind, name)
+        change.details.update(before=_identity_audit_view(change.session, row), after=None)
+        change.details["offboarded"] = offboard(change.session, kind, name, self.now(), "identity deleted")
+        change.session.delete(row)
 
     def _set_groups(self, session: Session, row: IdentityRow, groups: list[str]) -> None:
         wanted = {name: _referenced_group(session, name, f"groups[{i}]").id for i, name in enumerate(groups)}
@@ -307,10 +315,14 @@ class Admin:
 
     def delete_group(self, caller: Caller, name: str) -> Done:
         with self.change(caller, f"directory:groups/{name}", "directory.group.delete") as change:
-            row = repository.group(change.session, name)
-            change.details.update(before=_group_audit_view(change.session, row, with_members=True), after=None)
-            change.session.delete(row)
+            self.remove_group(change, name)
         return Done(change.revision)
+
+    def remove_group(self, change: Change, name: str) -> None:
+        """delete_group's write, inside a change already authorised."""
+        row = repository.group(change.session, name)
+        change.details.update(before=_group_audit_view(change.session, row, with_members=True), after=None)
+        change.session.delete(row)
 
     def add_member(self, caller: Caller, group: str, section: str, name: str) -> Done:
         kind = _kind(section)

@@ -62,7 +62,7 @@ from scim2_models.path.expressions import CompareOperator, Comparison, FilterNod
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from charter.admin import Admin, Invalid, _group_audit_view, _reject_cycle
+from charter.admin import Admin, Change, Invalid, _group_audit_view, _reject_cycle
 from charter.clients import Caller
 from charter.directory import repository
 from charter.policy.decision import Decision
@@ -224,13 +224,12 @@ class Scim:
         name = resource.user_name if kind == "Users" else resource.display_name
         if not name:
             raise InvalidValueException(detail="userName is required" if kind == "Users" else "displayName is required")
-        self.admin.authorize(caller, "manage", _resource(kind, name))
-        with self.sessions() as session:
-            taken = _by_name(session, *_name_query(kind), name)
-        if taken:
-            noun = "userName" if kind == "Users" else "displayName"
-            raise UniquenessException(detail=f'{noun} "{name}" is already taken (by "{taken[0].name}")')
-        self._save(caller, base, kind, name, resource, created=True)
+        with self._writing(caller, kind, name) as change:
+            taken = _by_name(change.session, *_name_query(kind), name)
+            if taken:
+                noun = "userName" if kind == "Users" else "displayName"
+                raise UniquenessException(detail=f'{noun} "{name}" is already taken (by "{taken[0].name}")')
+            self._write(change, kind, name, resource)
         with self.sessions() as session:
             return self._load(session, base, kind, name)
 
@@ -252,62 +251,65 @@ class Scim:
         return self._change(caller, base, kind, rid, if_match, apply)
 
     def delete(self, caller: Caller, base: str, kind: str, rid: str, if_match: str | None) -> None:
-        self.admin.authorize(caller, "manage", _resource(kind, rid))
-        with self.sessions() as session:
-            current = self._load(session, base, kind, rid)
-        check_if_match(if_match, current)
-        if kind == "Users":
-            self.admin.delete_identity(caller, "users", rid)
-        else:
-            self.admin.delete_group(caller, rid)
+        operation = "directory.user.delete" if kind == "Users" else "directory.group.delete"
+        with self._writing(caller, kind, rid, operation) as change:
+            check_if_match(if_match, self._load(change.session, base, kind, rid))
+            if kind == "Users":
+                self.admin.remove_identity(change, "user", rid)
+            else:
+                self.admin.remove_group(change, rid)
 
     def _change(self, caller: Caller, base: str, kind: str, rid: str, if_match: str | None, change) -> Any:
         """Replace `rid` with what `change` makes of its current version, if If-Match (when given) names it.
 
-        The version is checked just before the write, in its own read: two writers racing past the same check
-        both write (the later wins). Closing that gap needs the check inside Admin's transaction."""
-        self.admin.authorize(caller, "manage", _resource(kind, rid))
-        with self.sessions() as session:
-            current = self._load(session, base, kind, rid)
-        check_if_match(if_match, current)
-        wanted = change(current)
-        name = wanted.user_name if kind == "Users" else wanted.display_name
-        if name != rid:
-            noun = "userName" if kind == "Users" else "displayName"
-            raise MutabilityException(detail=f"{noun} names the identity in the charter and cannot change ({rid!r})")
-        self._save(caller, base, kind, rid, wanted, created=False)
+        Read, check, apply and write happen in one transaction, after the revision lock that serialises
+        writers: two PATCHes with the same If-Match cannot both win, and two without it cannot lose either's
+        change (each applies to what the other left)."""
+        with self._writing(caller, kind, rid) as writing:
+            current = self._load(writing.session, base, kind, rid)
+            check_if_match(if_match, current)
+            wanted = change(current)
+            name = wanted.user_name if kind == "Users" else wanted.display_name
+            if name != rid:
+                noun = "userName" if kind == "Users" else "displayName"
+                raise MutabilityException(
+                    detail=f"{noun} names the identity in the charter and cannot change ({rid!r})"
+                )
+            self._write(writing, kind, rid, wanted)
         with self.sessions() as session:
             return self._load(session, base, kind, rid)
 
-    def _save(self, caller: Caller, base: str, kind: str, name: str, resource: Any, created: bool) -> None:
-        if kind == "Users":
-            with self.sessions() as session:
-                row = repository.find_identity(session, "user", name)
-                fields = _user_fields(resource, row)
-            self.admin.put_identity(caller, "users", name, fields)
-        else:
-            self._save_group(caller, name, resource, created)
+    def _writing(self, caller: Caller, kind: str, name: str, operation: str | None = None):
+        """One audited directory change, authorised as `manage` (which provisioning callers hold as `provision`)."""
+        operation = operation or ("directory.user.put" if kind == "Users" else "directory.group.put")
+        return self.admin.change(caller, _resource(kind, name), operation)
 
-    def _save_group(self, caller: Caller, name: str, resource: Group, created: bool) -> None:
-        """Create or replace a group and its SCIM members (users, nested groups) in one audited change."""
-        operation = "directory.group.put"
-        with self.admin.change(caller, f"directory:groups/{name}", operation) as change:
-            session, now = change.session, self.admin.now()
-            row = repository.find_group(session, name)
-            change.details["before"] = None if row is None else _group_audit_view(session, row, with_members=True)
-            if row is None:
-                row = GroupRow(name=name, owner=None, attributes={}, created_at=now)
-                session.add(row)
-            attributes = {k: v for k, v in (row.attributes or {}).items() if k != SCIM_ATTRIBUTE}
-            extra = _extra(resource, _GROUP_COLUMNS)
-            if extra:
-                attributes[SCIM_ATTRIBUTE] = orjson.dumps(extra).decode()
-            row.attributes = attributes
-            row.updated_at = now
-            session.flush()
-            _set_members(session, row, resource.members or [])
-            session.flush()
-            change.details["after"] = _group_audit_view(session, row, with_members=True)
+    def _write(self, change: Change, kind: str, name: str, resource: Any) -> None:
+        if kind == "Users":
+            row = repository.find_identity(change.session, "user", name)
+            self.admin.write_identity(change, "user", name, _user_fields(resource, row))
+        else:
+            _write_group(change, name, resource, self.admin.now())
+
+
+def _write_group(change: Change, name: str, resource: Group, now: dt.datetime) -> None:
+    """Create or replace a group and its SCIM members (users, nested groups)."""
+    session = change.session
+    row = repository.find_group(session, name)
+    change.details["before"] = None if row is None else _group_audit_view(session, row, with_members=True)
+    if row is None:
+        row = GroupRow(name=name, owner=None, attributes={}, created_at=now)
+        session.add(row)
+    attributes = {k: v for k, v in (row.attributes or {}).items() if k != SCIM_ATTRIBUTE}
+    extra = _extra(resource, _GROUP_COLUMNS)
+    if extra:
+        attributes[SCIM_ATTRIBUTE] = orjson.dumps(extra).decode()
+    row.attributes = attributes
+    row.updated_at = now
+    session.flush()
+    _set_members(session, row, resource.members or [])
+    session.flush()
+    change.details["after"] = _group_audit_view(session, row, with_members=True)
 
 
 # --- directory rows -> resources --------------------------------------------------------------------
