@@ -128,8 +128,8 @@ def provision_scim(base, headers, threads, users, groups, report) -> None:
         body = {"schemas": [USER_SCHEMA], "userName": name, "active": True}
         return expect(http.post("/scim/v2/Users", json=body), 201).json()["id"]
 
-    _, ids = in_parallel(base, headers, threads, items, create_user)
-    report("users", *_)
+    latencies, ids = in_parallel(base, headers, threads, items, create_user)
+    report("users", latencies, ids)
     members: dict[str, list[str]] = {f"group-{i:05d}": [] for i in range(groups)}
     for scim_id, name in zip(ids, items, strict=True):
         for group in users[name]:

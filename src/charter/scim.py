@@ -230,8 +230,8 @@ class Scim:
                 noun = "userName" if kind == "Users" else "displayName"
                 raise UniquenessException(detail=f'{noun} "{name}" is already taken (by "{taken[0].name}")')
             self._write(change, kind, name, resource)
-        with self.sessions() as session:
-            return self._load(session, base, kind, name)
+            written = self._load(change.session, base, kind, name)
+        return written
 
     def replace(self, caller: Caller, base: str, kind: str, rid: str, payload: Mapping, if_match: str | None) -> Any:
         model = USER if kind == "Users" else Group
@@ -276,8 +276,8 @@ class Scim:
                     detail=f"{noun} names the identity in the charter and cannot change ({rid!r})"
                 )
             self._write(writing, kind, rid, wanted)
-        with self.sessions() as session:
-            return self._load(session, base, kind, rid)
+            written = self._load(writing.session, base, kind, rid)
+        return written
 
     def _writing(self, caller: Caller, kind: str, name: str, operation: str | None = None):
         """One audited directory change, authorised as `manage` (which provisioning callers hold as `provision`)."""
@@ -466,20 +466,21 @@ def _replacing(kind: str, current: Any, wanted: Any) -> Any:
 
 def _set_members(session: Session, group: GroupRow, members: list) -> None:
     """Make the group's direct user members and child groups these (other identity kinds are left as they are)."""
+    values = [str(member.value or "") for member in members]
+    named_users = _ids_by_name(session, select(IdentityRow).where(IdentityRow.kind == "user"), IdentityRow, values)
+    named_groups = _ids_by_name(session, select(GroupRow), GroupRow, values)
     users: set[int] = set()
     children: set[int] = set()
     for i, member in enumerate(members):
-        value, kind = member.value, (str(member.type) if member.type else None)
+        value, kind = values[i], (str(member.type) if member.type else None)
         if not value:
             raise Invalid(f"members[{i}].value", "a member needs a value")
-        identity = None if kind == "Group" else repository.find_identity(session, "user", value)
-        if identity is not None:
-            users.add(identity.id)
-            continue
-        child = None if kind == "User" else repository.find_group(session, value)
-        if child is None:
+        if kind != "Group" and value in named_users:
+            users.add(named_users[value])
+        elif kind != "User" and value in named_groups:
+            children.add(named_groups[value])
+        else:
             raise InvalidValueException(detail=f'members[{i}]: no {kind or "User or Group"} "{value}"')
-        children.add(child.id)
     current_users = {
         m.identity_id: m
         for m in session.scalars(
@@ -505,6 +506,17 @@ def _set_members(session: Session, group: GroupRow, members: list) -> None:
     session.flush()
     for child_id in added:
         _reject_cycle(session, session.get(GroupRow, child_id))  # type: ignore[arg-type]
+
+
+def _ids_by_name(session: Session, query, model, names: list[str]) -> dict[str, int]:
+    """The ids of the rows `query` selects among `names` (looked up in batches, not one query per member)."""
+    found: dict[str, int] = {}
+    wanted = sorted(set(filter(None, names)))
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = session.execute(query.with_only_columns(model.name, model.id).where(model.name.in_(chunk)))
+        found.update((name, ident) for name, ident in rows)
+    return found
 
 
 # --- requests ---------------------------------------------------------------------------------------
@@ -577,14 +589,14 @@ def _name_query(kind: str) -> tuple:
 
 
 def _by_name(session: Session, query, column, name: str | None) -> list:
-    """All rows, or those whose name is `name` case-insensitively: the exact name by the unique index
-    first, then (only when that finds none) a case-insensitive scan in SQL."""
+    """All rows, or those whose name is `name` case-insensitively (by the lower(name) index of migration 0007),
+    the exact spelling first."""
     if name is None:
         return list(session.scalars(query.order_by(column)))
-    rows = list(session.scalars(query.where(column == name)))
-    if not rows:
-        rows = list(session.scalars(query.where(func.lower(column) == name.lower()).order_by(column)))
-    return rows
+    # sorted here, not in SQL: an ORDER BY name leads SQLite to walk the (kind, name) index instead of
+    # looking lower(name) up in its own index, a scan of every row
+    rows = session.scalars(query.where(func.lower(column) == name.lower()))
+    return sorted(rows, key=lambda row: (row.name != name, row.name))
 
 
 def _name_lookup(node: FilterNode | None, kind: str) -> str | None:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -61,6 +62,11 @@ class GroupRow(Base):
     attributes: Mapped[dict] = mapped_column(default=dict)
     created_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
+
+
+# SCIM names are case-insensitive: lookups by lower(name) use these (migration 0007)
+Index("ix_identities_kind_lower_name", IdentityRow.kind, func.lower(IdentityRow.name))
+Index("ix_groups_lower_name", func.lower(GroupRow.name))
 
 
 class MembershipRow(Base):
