@@ -132,6 +132,9 @@ def create_app(
     from charter.web.oidc import oidc_routes  # the OpenID Connect provider and OAuth clients (docs/oidc.md)
 
     oidc_routes(app)
+    from charter.web.console import console_routes  # the web console (docs/console.md)
+
+    console_routes(app)
     from charter.web.scim import scim_routes  # SCIM 2.0 provisioning of users and groups (docs/scim.md)
 
     scim_routes(app)
