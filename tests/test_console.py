@@ -54,3 +54,119 @@ def test_every_page_renders_for_an_admin(console):
         page = admin.get(path)
         assert page.status_code == 200, (path, page.text)
         open(f"/tmp/cons/{path.replace('/', '_')}.html", "w").write(page.text)
+
+
+def test_not_signed_in_goes_to_sign_in_and_comes_back(console):
+    with browser(console) as anonymous:
+        page = anonymous.get("/console/audit?chain=decisions")
+        assert page.status_code == 303
+        assert page.headers["location"] == "/login?next=%2Fconsole%2Faudit%3Fchain%3Ddecisions"
+        posted = anonymous.post("/console/access/request", data={"action": "write"})
+        assert posted.status_code == 303 and posted.headers["location"] == "/login"
+
+
+def test_a_refusal_is_a_403_page_naming_why_and_is_audited(console):
+    dave = _person(console, "dave")
+    page = dave.get("/console/audit")
+    assert page.status_code == 403
+    assert "The charter does not allow you to read audit:audit: no clause of the charter allows it." in page.text
+    denied = console.audit("read", "denied")
+    assert denied[-1]["actor"] == "user:dave (client console)" and denied[-1]["target"] == "audit:audit"
+    # about oneself the explorer answers; about someone else it needs read on the charter
+    assert dave.get("/console/explorer?ask=what&subject_type=user&subject=dave").status_code == 200
+    other = dave.get("/console/explorer?ask=what&subject_type=user&subject=alice")
+    assert other.status_code == 403 and "read charter:Acme Production Access" in other.text
+    # the dashboard still shows what is dave's, and says why the rest is not shown
+    home = dave.get("/console")
+    assert home.status_code == 200 and "Not shown: The charter does not allow you to read audit:audit" in home.text
+
+
+def test_forms_need_the_csrf_token(console):
+    dave = _person(console, "dave")
+    fields = {"action": "write", "resource": "db:staging/x", "duration": "1h", "reason": "r"}
+    refused = dave.post("/console/access/request", data=fields)
+    assert refused.status_code == 403 and "did not come from this site" in refused.text
+    assert console.audit("request.create") == []
+    token = _csrf(dave.get("/console/access"))
+    done = dave.post("/console/access/request", data={**fields, "csrf_token": token})
+    assert done.status_code == 303 and done.headers["location"] == "/console/access?done=requested"
+    assert console.audit("request.create")[-1]["actor"] == "user:dave (client console)"
+
+
+def test_a_request_outside_any_clause_is_refused_with_the_reason(console):
+    dave = _person(console, "dave")
+    token = _csrf(dave.get("/console/access"))
+    fields = {"action": "write", "resource": "db:prod/orders", "duration": "1h", "reason": "r", "csrf_token": token}
+    page = dave.post("/console/access/request", data=fields)
+    assert page.status_code == 403 and "Not done" in page.text
+    assert "db:prod/orders" in page.text
+
+
+def test_a_bad_amendment_is_shown_again_with_the_checker_message(console):
+    admin = _person(console, "admin")
+    token = _csrf(admin.get("/console/amendments"))
+    text = 'Amendment 1 to Charter "Acme Production Access".\n  Effective 2026-07-01.\n\nStrike clause 99.\n'
+    page = admin.post("/console/amendments", data={"text": text, "csrf_token": token})
+    assert page.status_code == 422
+    assert "clause 99" in page.text and "Strike clause 99." in page.text  # the message, and the text kept
+
+
+def test_review_keep_and_revoke_through_the_console(console):
+    reviews = console.api.http.app.state.reviews
+    opened = reviews.open_due_campaigns()
+    assert opened, "clause 14's campaign (contractors, by sre-leads) should be due on a fresh store"
+    alice = _person(console, "alice")
+    page = alice.get("/console/reviews")
+    assert "Membership review of" in page.text and "user:dave" in page.text
+    task = re.search(r'action="/console/reviews/([^/]+)/members"', page.text).group(1)
+    done = alice.post(
+        f"/console/reviews/{task}/members",
+        data={"member": "user:dave", "verdict": "keep", "comment": "still on the project", "csrf_token": _csrf(page)},
+    )
+    assert done.status_code == 303
+    after = alice.get("/console/reviews?status=done")
+    assert "keep by user:alice" in after.text and "still on the project" in after.text
+
+
+def test_figures_count_the_days_sign_ins_decisions_and_denies(console):
+    from charter.clients import Caller
+    from charter.overview import service_figures
+
+    _person(console, "admin")
+    with browser(console) as wrong:
+        token = _csrf(wrong.get("/login"))
+        wrong.post("/login", data={"username": "admin", "password": "not it", "csrf_token": token})
+    console.api.decide("bob", "delete", "db:prod/orders")
+    console.api.decide("alice", "read", "db:prod/orders")
+    admin = console.api.http.app.state.admin
+    import time
+
+    deadline = time.monotonic() + 10
+    while True:
+        figures = service_figures(admin, Caller("t", "user", "admin"))
+        totals = {s.name: s.total for s in figures["series"]}
+        if totals["decisions"] == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert totals["decisions"] == 2 and totals["denies"] == 1
+    assert totals["sign-in steps that succeeded"] == 2 and totals["sign-in steps refused"] == 1
+    assert figures["auth_success_rate"] == pytest.approx(2 / 3) and figures["deny_rate"] == 0.5
+    assert len(figures["series"][0].hourly) == 24 and figures["series"][0].hourly[-1] == 2
+
+
+def test_the_diff_sets_the_two_texts_side_by_side(console):
+    from charter.clients import Caller
+    from charter.overview import amendment_diff
+
+    text = (
+        'Amendment 1 to Charter "Acme Production Access".\n  Effective 2026-07-01.\n  Reason "Longer retention".\n'
+        '  Approved by 1 member of group "security".\n\n'
+        'Replace clause 13 with: Audit records are kept for 400 days.\n'
+    )
+    console.api.ok("POST", "/admin/v1/amendments", 201, json={"text": text})
+    rows = amendment_diff(console.api.http.app.state.admin, Caller("t", "user", "admin"), 1)
+    changed = [(before, after) for kind, before, after in rows if kind == "changed"]
+    assert ("Clause 13. Audit records are kept for 365 days.", "Clause 13. Audit records are kept for 400 days.") in changed
+    assert ("Clause 1. Members of group \"sre\" may read and write \"db:prod/*\".",) * 2 in [
+        (b, a) for kind, b, a in rows if kind == "same"
+    ]

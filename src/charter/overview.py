@@ -36,6 +36,7 @@ from charter.store.models import AmendmentRow, AuditRecordRow, DecisionRecordRow
 WINDOW_HOURS = 24
 AUDITED = ("auth.login", "oidc.token.issue", "break_glass.use")
 SUBJECT_TYPES = ("user", "service", "partner")
+SIMILAR = 0.6  # how alike two lines of a replaced block must be to be shown as one changed line
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,12 +123,27 @@ def amendment_diff(admin: Admin, caller: Caller, number: int) -> list[tuple[str,
         if tag == "equal":
             rows += [("same", a, b) for a, b in zip(old[i1:i2], new[j1:j2], strict=True)]
             continue
-        left, right = old[i1:i2], new[j1:j2]
-        for k in range(max(len(left), len(right))):
-            a = left[k] if k < len(left) else ""
-            b = right[k] if k < len(right) else ""
-            rows.append(("changed" if a and b else "removed" if a else "added", a, b))
+        rows += _pair(old[i1:i2], new[j1:j2])
     return rows
+
+
+def _pair(left: list[str], right: list[str]) -> list[tuple[str, str, str]]:
+    """Lines of a replaced block side by side: each old line beside the next new line much like it (a
+    changed line), new lines before it added, an old line with none removed."""
+    rows: list[tuple[str, str, str]] = []
+    j = 0
+    for line in left:
+        like = next(
+            (k for k in range(j, len(right)) if difflib.SequenceMatcher(a=line, b=right[k]).ratio() >= SIMILAR),
+            None,
+        )
+        if like is None:
+            rows.append(("removed", line, ""))
+            continue
+        rows += [("added", "", added) for added in right[j:like]]
+        rows.append(("changed", line, right[like]))
+        j = like + 1
+    return rows + [("added", "", added) for added in right[j:]]
 
 
 def amendments_for(admin: Admin, caller: Caller) -> list[dict]:
