@@ -4,7 +4,9 @@ One story, as people would live it: dave signs in with a password and a TOTP cod
 staging database under clause 3 with a reason; alice (sre-leads), in another browser context, approves
 it; dave sees the grant. The admin proposes an amendment and erin (security) approves it, having read the
 side-by-side text and the plan. An application's decision is denied by clause 4; the admin finds that deny
-in the audit trail, with its clause. On the way every console page is photographed into docs/console/.
+in the audit trail, with its clause. On the way every console page is photographed: into the test's
+temporary directory, or where CHARTER_CONSOLE_SHOTS names (`CHARTER_CONSOLE_SHOTS=docs/console` makes the
+screenshots docs/console.md shows; they are not rewritten on every run, since ids and times change).
 
 Without chromium (or the playwright package) the test skips, saying so; CHARTER_REQUIRE_BROWSER=1 (CI)
 makes that a failure instead.
@@ -36,7 +38,6 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "console"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 AMENDMENT = """Amendment 1 to Charter "Acme Production Access".
@@ -90,7 +91,16 @@ def _enrol(console, user: str) -> pyotp.TOTP:
     return pyotp.TOTP(seed)
 
 
-def _sign_in(console, browser, user: str, path: str, shot: str | None = None):
+@pytest.fixture
+def shots(tmp_path, backend) -> Path:
+    """Where the screenshots go: CHARTER_CONSOLE_SHOTS (the SQLite run only), else a temporary directory."""
+    chosen = os.environ.get("CHARTER_CONSOLE_SHOTS")
+    folder = Path(chosen) if chosen and backend.name == "sqlite" else tmp_path / "shots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _sign_in(console, browser, user: str, path: str, shot: Path | None = None):
     """A new browser context for `user`, signed in through the real pages (password, then the code), at `path`."""
     code = _enrol(console, user)
     context = browser.new_context(viewport=DESKTOP)
@@ -100,7 +110,7 @@ def _sign_in(console, browser, user: str, path: str, shot: str | None = None):
     page.get_by_label("User name").fill(user)
     page.get_by_label("Password").fill(PASSWORD)
     if shot:
-        page.screenshot(path=str(SHOTS / shot))
+        page.screenshot(path=str(shot))
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/login/mfa**")
     page.locator("input[name=code]").fill(code.at(console.now()))
@@ -110,8 +120,8 @@ def _sign_in(console, browser, user: str, path: str, shot: str | None = None):
     return page
 
 
-def _shoot(page, name: str) -> None:
-    page.screenshot(path=str(SHOTS / f"{name}.png"))
+def _shoot(page, shots: Path, name: str) -> None:
+    page.screenshot(path=str(shots / f"{name}.png"))
 
 
 def _until(page, selector: str, text: str, seconds: float = 15.0) -> None:
@@ -123,12 +133,9 @@ def _until(page, selector: str, text: str, seconds: float = 15.0) -> None:
         page.reload()
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_request_approve_amend_and_find_a_deny(console, browser):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-
+def test_request_approve_amend_and_find_a_deny(console, browser, shots):
     # dave (contractors) asks for write on staging under clause 3, with a reason
-    dave = _sign_in(console, browser, "dave", "/console/access", shot="login.png")
+    dave = _sign_in(console, browser, "dave", "/console/access", shot=shots / "login.png")
     asking = dave.get_by_role("region", name="Request access")
     asking.get_by_label("Action").fill("write")
     asking.get_by_label("Resource").fill("db:staging/orders")
@@ -159,7 +166,7 @@ def test_request_approve_amend_and_find_a_deny(console, browser):
     mine = dave.locator("#mine")
     assert "approved" in mine.inner_text() and "grant" in mine.inner_text()
     assert "alice: approve" in mine.inner_text()
-    _shoot(dave, "access")
+    _shoot(dave, shots, "access")
     dave.goto(console.url + "/console/explorer?ask=what&subject_type=user&subject=dave")
     grant_row = dave.locator("#answer tr.grant")
     assert "write" in grant_row.inner_text() and "db:staging/orders" in grant_row.inner_text()
@@ -180,7 +187,7 @@ def test_request_approve_amend_and_find_a_deny(console, browser):
     assert "auditors" in erin.locator("#plan").inner_text() or "No one" in erin.locator("#plan").inner_text()
     erin.get_by_role("button", name="Replay the last 7 days of decisions").click()
     assert "decisions logged in the last 7 days replayed" in erin.locator("#simulation").inner_text()
-    _shoot(erin, "amendment")
+    _shoot(erin, shots, "amendment")
     erin.get_by_label("Comment").fill("read-only, finance asked for it")
     erin.get_by_role("button", name="Approve").click()
     assert "Your approval of the amendment is recorded" in erin.get_by_role("status").inner_text()
@@ -188,7 +195,7 @@ def test_request_approve_amend_and_find_a_deny(console, browser):
     assert "erin: approve" in erin.locator("#verdicts").inner_text()
     admin.goto(console.url + "/console/amendments")
     assert "scheduled" in admin.locator("#amendments").inner_text()
-    _shoot(admin, "amendments")
+    _shoot(admin, shots, "amendments")
 
     # an application asks whether bob may delete a production table: denied by clause 4
     answer = console.api.decide("bob", "delete", "db:prod/orders")
@@ -200,7 +207,7 @@ def test_request_approve_amend_and_find_a_deny(console, browser):
     admin.get_by_role("button", name="Explain").click()
     assert "Denied" in admin.locator("#verdict").inner_text() and "clause 4" in admin.locator("#verdict").inner_text()
     assert "prohibition" in admin.locator("#trace").inner_text()
-    _shoot(admin, "explorer")
+    _shoot(admin, shots, "explorer")
     # ... and the admin finds that deny in the audit trail, with its clause
     admin.goto(console.url + "/console/audit")
     admin.get_by_label("Chain").select_option("decisions")
@@ -211,7 +218,7 @@ def test_request_approve_amend_and_find_a_deny(console, browser):
     row = admin.locator("#records tbody tr").first
     assert "deny" in row.inner_text() and "delete" in row.inner_text()
     assert row.locator("td.clause").inner_text().startswith("4")
-    _shoot(admin, "audit")
+    _shoot(admin, shots, "audit")
     with admin.expect_download() as downloading:
         admin.get_by_role("link", name="Export JSON Lines").click()
     exported = Path(downloading.value.path()).read_text()
@@ -220,7 +227,7 @@ def test_request_approve_amend_and_find_a_deny(console, browser):
     # the dashboard counts the day's sign-ins (every step here succeeded) and the deny
     admin.goto(console.url + "/console")
     assert admin.locator("#auth-rate").inner_text() == "100.0%"
-    _shoot(admin, "dashboard")
+    _shoot(admin, shots, "dashboard")
     # the remaining pages, photographed as the admin sees them
     for path, name in [
         ("/console/charter", "charter"),
@@ -228,9 +235,9 @@ def test_request_approve_amend_and_find_a_deny(console, browser):
         ("/console/directory", "directory"),
     ]:
         assert admin.goto(console.url + path).status == 200
-        _shoot(admin, name)
+        _shoot(admin, shots, name)
     admin.set_viewport_size(PHONE)
     admin.goto(console.url + "/console/access")
-    _shoot(admin, "access-phone")
+    _shoot(admin, shots, "access-phone")
     width = admin.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"], f"the page scrolls sideways at phone width ({width}px)"
