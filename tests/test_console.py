@@ -204,3 +204,14 @@ def test_the_diff_sets_the_two_texts_side_by_side(console):
     assert ('Clause 1. Members of group "sre" may read and write "db:prod/*".',) * 2 in [
         (b, a) for kind, b, a in rows if kind == "same"
     ]
+
+
+def test_a_person_signed_in_with_mfa_meets_the_charters_mfa_requirement(console):
+    # erin is in group "admins", whom clause 10 requires to use MFA; made an iam-admin, she may read the
+    # directory, because her console session proved a second factor
+    console.api.ok("PUT", "/admin/v1/groups/iam-admins/members/users/erin")
+    api_only = console.api.decide("erin", "read", "directory:users/*")
+    assert api_only["decision"] is False and api_only["context"]["clause"] == 10  # without MFA: no
+    erin = _person(console, "erin")
+    page = erin.get("/console/directory")
+    assert page.status_code == 200 and "grace" in page.text

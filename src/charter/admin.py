@@ -142,7 +142,7 @@ class Admin:
     def authorize(self, caller: Caller, action: str, resource: str, operation: str | None = None) -> Decision:
         """The charter's decision on `action` over `resource`; a refusal is audited, then raised as Forbidden."""
         decision = self.engine.snapshot.evaluate(
-            Request(caller.subject, action, resource, subject_type=caller.subject_type)
+            Request(caller.subject, action, resource, caller.context, caller.subject_type)
         )
         if not decision.allowed:
             self.engine.audit.record_alone(

@@ -18,7 +18,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from charter.policy.request import NO_CONTEXT, Context
 from charter.store.models import ApiClientRow
+
+MFA = Context(mfa=True)
 
 PREFIX = "chr_"
 
@@ -30,6 +33,12 @@ class Caller:
     client_id: str
     subject_type: str
     subject: str
+    mfa: bool = False  # the person proved a second factor (a console session signed in with one)
+
+    @property
+    def context(self) -> Context:
+        """The context the charter's decisions about this caller's own actions are asked in."""
+        return MFA if self.mfa else NO_CONTEXT
 
     def describe(self) -> str:
         return f"{self.subject_type}:{self.subject} (client {self.client_id})"

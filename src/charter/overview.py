@@ -151,7 +151,7 @@ def amendments_for(admin: Admin, caller: Caller) -> list[dict]:
     proposed or whose approver groups they are in (as `Admin.get_amendment` allows), newest first."""
     snapshot = admin.engine.snapshot
     reader = snapshot.evaluate(
-        Request(caller.subject, "read", f"charter:{snapshot.charter}", subject_type=caller.subject_type)
+        Request(caller.subject, "read", f"charter:{snapshot.charter}", caller.context, caller.subject_type)
     ).allowed  # which list to show; each item is still read through Admin, which authorises it
     if reader:
         return list(reversed(admin.list_amendments(caller)["items"]))

@@ -267,7 +267,7 @@ class Reviews:
         """Asked without auditing a refusal: a caller who may not is simply shown their own tasks."""
         resource = f"charter:{self.engine.snapshot.charter}"
         return self.engine.snapshot.evaluate(
-            Request(caller.subject, "read", resource, subject_type=caller.subject_type)
+            Request(caller.subject, "read", resource, caller.context, caller.subject_type)
         ).allowed
 
     def _must_review(self, caller: Caller, task: ReviewTaskRow, operation: str) -> None:

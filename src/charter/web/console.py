@@ -310,7 +310,7 @@ def page(handler: Callable) -> Callable:
         signed = await run_in_thread(signed_in, request)
         if signed is None:
             return login_redirect(request) if request.method == "GET" else RedirectResponse("/login", 303)
-        who = Caller(CLIENT_ID, "user", signed.user)
+        who = Caller(CLIENT_ID, "user", signed.user, signed.mfa)
         try:
             return await handler(request, who, **kwargs)
         except ApiError as error:  # the CSRF check, or a bad form
