@@ -87,9 +87,12 @@ def test_a_refusal_is_a_403_page_naming_why_and_is_audited(console):
     assert dave.get("/console/explorer?ask=what&subject_type=user&subject=dave").status_code == 200
     other = dave.get("/console/explorer?ask=what&subject_type=user&subject=alice")
     assert other.status_code == 403 and "read charter:Acme Production Access" in other.text
-    # the dashboard still shows what is dave's, and says why the rest is not shown
+    # the dashboard still shows what is dave's, and says why the rest is not shown (without auditing a
+    # refusal of each part it leaves out: he asked for none of them)
+    refusals = len(console.audit("read", "denied"))
     home = dave.get("/console")
     assert home.status_code == 200 and "Not shown: The charter does not allow you to read audit:audit" in home.text
+    assert len(console.audit("read", "denied")) == refusals
 
 
 def test_forms_need_the_csrf_token(console):
@@ -215,3 +218,14 @@ def test_a_person_signed_in_with_mfa_meets_the_charters_mfa_requirement(console)
     erin = _person(console, "erin")
     page = erin.get("/console/directory")
     assert page.status_code == 200 and "grace" in page.text
+
+
+def test_unchanged_runs_are_folded_around_the_changes():
+    from charter.web.console import _fold
+
+    rows = [("same", f"{i}", f"{i}") for i in range(10)] + [("changed", "a", "b")]
+    rows += [("same", f"{i}", f"{i}") for i in range(10, 20)]
+    folded = _fold(rows)
+    assert folded[0] == ("fold", "8 unchanged lines", "")
+    assert [r[1] for r in folded[1:6]] == ["8", "9", "a", "10", "11"]
+    assert folded[-1] == ("fold", "8 unchanged lines", "")

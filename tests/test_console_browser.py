@@ -120,8 +120,8 @@ def _sign_in(console, browser, user: str, path: str, shot: Path | None = None):
     return page
 
 
-def _shoot(page, shots: Path, name: str) -> None:
-    page.screenshot(path=str(shots / f"{name}.png"))
+def _shoot(page, shots: Path, name: str, whole: bool = False) -> None:
+    page.screenshot(path=str(shots / f"{name}.png"), full_page=whole)
 
 
 def _until(page, selector: str, text: str, seconds: float = 15.0) -> None:
@@ -161,6 +161,18 @@ def test_request_approve_amend_and_find_a_deny(console, browser, shots):
     waiting.get_by_role("button", name="Approve").click()
     assert "Your approval is recorded" in alice.get_by_role("status").inner_text()
 
+    # clause 14's review of the contractors falls to sre-leads: alice keeps dave, with a comment
+    assert console.api.http.app.state.reviews.open_due_campaigns()
+    alice.get_by_role("link", name="Reviews").click()
+    review = alice.locator("section.card", has_text="Membership review")
+    assert "Clause 14" in review.inner_text() and "user:dave" in review.inner_text()
+    _shoot(alice, shots, "reviews")
+    review.get_by_label("Comment on user:dave").fill("still on the migration project")
+    review.get_by_role("button", name="Keep").click()
+    assert "Kept" in alice.get_by_role("status").inner_text()
+    alice.goto(console.url + "/console/reviews?status=done")
+    assert "keep by user:alice" in alice.locator("main").inner_text()
+
     # dave sees the grant: on his request, and among what the explorer says he may do
     dave.goto(console.url + "/console/access")
     mine = dave.locator("#mine")
@@ -187,7 +199,7 @@ def test_request_approve_amend_and_find_a_deny(console, browser, shots):
     assert "auditors" in erin.locator("#plan").inner_text() or "No one" in erin.locator("#plan").inner_text()
     erin.get_by_role("button", name="Replay the last 7 days of decisions").click()
     assert "decisions logged in the last 7 days replayed" in erin.locator("#simulation").inner_text()
-    _shoot(erin, shots, "amendment")
+    _shoot(erin, shots, "amendment", whole=True)
     erin.get_by_label("Comment").fill("read-only, finance asked for it")
     erin.get_by_role("button", name="Approve").click()
     assert "Your approval of the amendment is recorded" in erin.get_by_role("status").inner_text()
@@ -207,7 +219,7 @@ def test_request_approve_amend_and_find_a_deny(console, browser, shots):
     admin.get_by_role("button", name="Explain").click()
     assert "Denied" in admin.locator("#verdict").inner_text() and "clause 4" in admin.locator("#verdict").inner_text()
     assert "prohibition" in admin.locator("#trace").inner_text()
-    _shoot(admin, shots, "explorer")
+    _shoot(admin, shots, "explorer", whole=True)
     # ... and the admin finds that deny in the audit trail, with its clause
     admin.goto(console.url + "/console/audit")
     admin.get_by_label("Chain").select_option("decisions")
@@ -231,7 +243,6 @@ def test_request_approve_amend_and_find_a_deny(console, browser, shots):
     # the remaining pages, photographed as the admin sees them
     for path, name in [
         ("/console/charter", "charter"),
-        ("/console/reviews", "reviews"),
         ("/console/directory", "directory"),
     ]:
         assert admin.goto(console.url + path).status == 200

@@ -30,6 +30,7 @@ from charter.clients import Caller
 from charter.language.consolidate import render, to_json
 from charter.policy import explain as policy_explain
 from charter.policy import queries
+from charter.policy.decision import Decision
 from charter.policy.request import Context, Request
 from charter.store.models import AmendmentRow, AuditRecordRow, DecisionRecordRow
 
@@ -146,14 +147,19 @@ def _pair(left: list[str], right: list[str]) -> list[tuple[str, str, str]]:
     return rows + [("added", "", added) for added in right[j:]]
 
 
+def allowed(admin: Admin, caller: Caller, action: str, resource: str) -> Decision:
+    """The charter's decision on the caller's `action` over `resource`, asked quietly (no audit record): to
+    choose what a page offers. It lets nothing through: the action itself is authorised (and a refusal
+    audited) by `Admin` when it is taken."""
+    request = Request(caller.subject, action, resource, caller.context, caller.subject_type)
+    return admin.engine.snapshot.evaluate(request)
+
+
 def amendments_for(admin: Admin, caller: Caller) -> list[dict]:
     """The amendments this person may read: all of them when the charter lets them read it, else those they
     proposed or whose approver groups they are in (as `Admin.get_amendment` allows), newest first."""
     snapshot = admin.engine.snapshot
-    reader = snapshot.evaluate(
-        Request(caller.subject, "read", f"charter:{snapshot.charter}", caller.context, caller.subject_type)
-    ).allowed  # which list to show; each item is still read through Admin, which authorises it
-    if reader:
+    if allowed(admin, caller, "read", f"charter:{snapshot.charter}").allowed:
         return list(reversed(admin.list_amendments(caller)["items"]))
     principal = snapshot.principal(caller.subject_type, caller.subject)
     groups = principal.groups if principal is not None and caller.subject_type == "user" else frozenset()

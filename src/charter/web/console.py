@@ -87,11 +87,15 @@ def console_routes(app: FastAPI) -> None:
     @page
     async def dashboard(request: Request, who: Caller) -> Response:
         admin = _admin(request)
-        figures, figures_refused = await _maybe(overview.service_figures, admin, who)
+        figures, figures_refused = None, _quietly_refused(admin, who, "audit:audit", "audit:decisions")
+        if figures_refused is None:
+            figures = await _call(overview.service_figures, admin, who)
+        drift, drift_refused = None, _quietly_refused(admin, who, f"charter:{admin.engine.snapshot.charter}")
+        if drift_refused is None:
+            drift = await _call(admin.drift, who)
         requests = await _call(admin.list_requests, who, "pending")
-        amendment_items, _ = await _maybe(overview.amendments_for, admin, who)
+        amendment_items = await _call(overview.amendments_for, admin, who)
         tasks = await _call(reviews.list_tasks, who, "overdue", False, Page(limit=20))
-        drift, drift_refused = await _maybe(admin.drift, who)
         groups = _groups(admin, who)
         return _render(
             request,
@@ -100,9 +104,9 @@ def console_routes(app: FastAPI) -> None:
             figures=figures,
             figures_refused=figures_refused,
             charts=[_chart(s) for s in figures["series"]] if figures else [],
-            my_requests=[r for r in requests["items"] if r["subject"]["id"] == who.subject],
+            my_requests=[r for r in requests["items"] if r["subject"] == {"type": "user", "id": who.subject}],
             to_decide=overview.awaiting(requests["items"], who.subject, groups),
-            to_approve=overview.awaiting(amendment_items or [], who.subject, groups),
+            to_approve=overview.awaiting(amendment_items, who.subject, groups),
             overdue=tasks["items"],
             drift=drift,
             drift_refused=drift_refused,
@@ -149,7 +153,7 @@ def console_routes(app: FastAPI) -> None:
     async def amendment_page(request: Request, who: Caller, number: int, simulate: str = "") -> Response:
         admin = _admin(request)
         item = await _call(admin.get_amendment, who, number)
-        diff = await _call(overview.amendment_diff, admin, who, number)
+        diff = _fold(await _call(overview.amendment_diff, admin, who, number))
         plan = await _call(admin.plan_amendment, who, number)
         simulation = await _call(admin.simulate_amendment, who, number, 7) if simulate else None
         groups = _groups(admin, who)
@@ -335,14 +339,8 @@ async def _call(function, *args):
     try:
         return await run_in_thread(function, *args)
     except admin_ops.Forbidden as refused:
-        decision = refused.decision
-        why = (
-            f"clause {decision.clause} of the charter decides it"
-            if decision.clause is not None
-            else "no clause of the charter allows it"
-        )
-        message = f"The charter does not allow you to {refused.action} {refused.resource}: {why}."
-        raise Shown(403, "Not allowed", message, decision.reasons) from None
+        message = _refusal(refused.action, refused.resource, refused.decision)
+        raise Shown(403, "Not allowed", message, refused.decision.reasons) from None
     except amendments.Refused as refused:
         status = refused.status if refused.status in (400, 403, 404) else 409
         clause = f" (clause {refused.clause})" if refused.clause is not None else ""
@@ -358,14 +356,24 @@ async def _call(function, *args):
         raise Shown(422, "Not accepted", lines[0], lines[1:]) from None
 
 
-async def _maybe(function, *args) -> tuple[object, str | None]:
-    """(the result, None), or (None, why) when the charter does not let this person see it."""
-    try:
-        return await _call(function, *args), None
-    except Shown as shown:
-        if shown.status != 403:
-            raise
-        return None, shown.message
+def _refusal(action: str, resource: str, decision) -> str:
+    why = (
+        f"clause {decision.clause} of the charter decides it"
+        if decision.clause is not None
+        else "no clause of the charter allows it"
+    )
+    return f"The charter does not allow you to {action} {resource}: {why}."
+
+
+def _quietly_refused(admin: Admin, who: Caller, *resources: str) -> str | None:
+    """Why a part of a page is not shown (the first of `resources` the person may not read), or None.
+
+    Asked quietly, so that opening the dashboard does not audit a refusal for each part it leaves out."""
+    for resource in resources:
+        decision = overview.allowed(admin, who, "read", resource)
+        if not decision.allowed:
+            return _refusal("read", resource, decision)
+    return None
 
 
 def _render(request: Request, template: str, who: Caller, status: int = 200, **context) -> Response:
@@ -418,6 +426,28 @@ def _date(value: str, field: str) -> dt.date:
 def _audit_filters(request: Request) -> dict[str, str | None]:
     q = request.query_params
     return {k: (q.get(k) or "").strip() or None for k in ("since", "until", "actor", "action", "target", "outcome")}
+
+
+def _fold(rows: list[tuple[str, str, str]], context: int = 2) -> list[tuple[str, str, str]]:
+    """Long runs of unchanged lines folded to `context` lines each side of a change and one "fold" row."""
+    folded: list[tuple[str, str, str]] = []
+    i = 0
+    while i < len(rows):
+        j = i
+        while j < len(rows) and rows[j][0] == "same":
+            j += 1
+        run = rows[i:j]
+        keep_head = context if i > 0 else 0
+        keep_tail = context if j < len(rows) else 0
+        if len(run) > keep_head + keep_tail + 1:
+            hidden = len(run) - keep_head - keep_tail
+            folded += [*run[:keep_head], ("fold", f"{hidden} unchanged lines", ""), *run[len(run) - keep_tail :]]
+        else:
+            folded += run
+        if j < len(rows):
+            folded.append(rows[j])
+        i = j + 1
+    return folded
 
 
 def _chart(series: overview.Series, width: int = 240, height: int = 48) -> dict:
