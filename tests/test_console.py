@@ -4,6 +4,7 @@ and does (a refusal is a 403 page naming why, and audited), CSRF on every form, 
 from __future__ import annotations
 
 import re
+from html import unescape
 
 import httpx
 import pytest
@@ -229,3 +230,40 @@ def test_unchanged_runs_are_folded_around_the_changes():
     assert folded[0] == ("fold", "8 unchanged lines", "")
     assert [r[1] for r in folded[1:6]] == ["8", "9", "a", "10", "11"]
     assert folded[-1] == ("fold", "8 unchanged lines", "")
+
+
+def test_break_glass_gives_access_at_once_and_a_review_for_security(console):
+    bob = _person(console, "bob")
+    page = bob.get("/console/access")
+    fields = {"action": "delete", "resource": "db:prod/orders", "duration": "30m", "reason": "INC-77 runaway rows"}
+    done = bob.post("/console/access/break-glass", data={**fields, "csrf_token": _csrf(page)})
+    assert done.headers["location"] == "/console/access?done=broke-glass"
+    assert "Break glass used" in bob.get(done.headers["location"]).text
+    assert console.api.decide("bob", "delete", "db:prod/orders")["decision"] is True
+    used = console.audit("break_glass.use")[-1]
+    assert used["actor"] == "user:bob (client console)" and used["reason"] == "INC-77 runaway rows"
+    erin = _person(console, "erin")
+    reviews = erin.get("/console/reviews")
+    assert "Break glass review" in reviews.text and "Justified" in reviews.text
+
+
+def test_an_approver_rejects_an_amendment_with_a_comment(console):
+    text = (
+        'Amendment 1 to Charter "Acme Production Access".\n  Effective 2026-07-01.\n  Reason "Tidy".\n'
+        '  Approved by 1 member of group "security".\n\nStrike clause 15.\n'
+    )
+    console.api.ok("POST", "/admin/v1/amendments", 201, json={"text": text})
+    erin = _person(console, "erin")
+    page = erin.get("/console/amendments/1")
+    removed = re.search(r'<tr class="removed"><td class="before">([^<]*)</td>', page.text)
+    assert removed is not None and unescape(removed.group(1)) == 'Clause 15. Group "legacy-admins" is revoked.'
+    done = erin.post(
+        "/console/amendments/1/decide", data={"verdict": "reject", "comment": "keep it", "csrf_token": _csrf(page)}
+    )
+    assert done.headers["location"] == "/console/amendments/1?done=reject"
+    after = erin.get(done.headers["location"])
+    assert "rejected" in after.text and "erin: reject" in after.text and "keep it" in after.text
+    # the proposer's own verdict is refused by the amendment's rules, shown as a page
+    admin = _person(console, "admin")
+    page = admin.get("/console/amendments/1")
+    assert 'value="approve"' not in page.text  # no verdict form for the proposer

@@ -235,6 +235,8 @@ def test_request_approve_amend_and_find_a_deny(console, browser, shots):
         admin.get_by_role("link", name="Export JSON Lines").click()
     exported = Path(downloading.value.path()).read_text()
     assert '"outcome":"deny"' in exported and '"clause":4' in exported
+    row.get_by_role("link", name="Ask why under the charter in force now").click()
+    assert "clause 4" in admin.locator("#verdict").inner_text()
 
     # the dashboard counts the day's sign-ins (every step here succeeded) and the deny
     admin.goto(console.url + "/console")
