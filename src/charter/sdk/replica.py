@@ -107,6 +107,9 @@ class LocalReplica:
         self.canary: int | None = None
         self.fetches = 0
         self.last_error: str | None = None
+        self.refetch_interval = 5.0
+        self._keys_at = float("-inf")
+        self._keys_lock = threading.Lock()
         self._listeners: list[Callable[[int], None]] = []
         self._checked_at = time.monotonic()
         self._built_on: dt.date | None = None
@@ -145,8 +148,31 @@ class LocalReplica:
         return self.snapshot.evaluate(Request(subject, action, resource, context, subject_type))
 
     def verify(self, token: str) -> VerifiedToken:
-        """An access token verified as the server does: keys, issuer, audience, expiry, revocation, subject."""
+        """An access token verified as the server does: keys, issuer, audience, expiry, revocation, subject.
+
+        A key id the replica has not seen makes it fetch the JWKS again, at most once per `refetch_interval`
+        seconds (a rotation is picked up; a flood of forged key ids costs one fetch per interval)."""
+        try:
+            return self.tokens.verify(token, self.clock.now())
+        except InvalidToken as error:
+            if error.reason != "unknown key" or not self._refetch_keys():
+                raise
         return self.tokens.verify(token, self.clock.now())
+
+    def _refetch_keys(self) -> bool:
+        with self._keys_lock:
+            if time.monotonic() - self._keys_at < self.refetch_interval:
+                return False
+            self._keys_at = time.monotonic()
+            try:
+                jwks = self.client.admin("GET", JWKS_PATH)
+            except CharterError:
+                return False
+            old = self.tokens
+            self.tokens = TokenVerifier(
+                PublishedKeys(jwks), old.issuer, old.revoked, self.audience, subjects=old.subjects
+            )
+            return True
 
     def on_change(self, listener: Callable[[int], None]) -> None:
         """Call `listener(revision)` after each new snapshot is in place."""
