@@ -14,18 +14,18 @@ upstream. An allowed request is forwarded with:
   unless `forward_token` (the upstream then has the identity headers only);
 - the request body streamed as it arrives, the response body streamed as the upstream sends it.
 
-Upstream connections are pooled (httpx.AsyncClient, HTTP/1.1 keep-alive). An upstream that cannot be
-reached or times out is a 502 / 504. Each decision goes to the decision log through the gate's reporter.
+Upstream connections are pooled keep-alive HTTP/1.1 (charter.enforce.upstream: httpx measured too slow
+for the latency target). An upstream that cannot be reached or times out is a 502 / 504. Each decision
+goes to the decision log through the gate's reporter.
 """
 
 from __future__ import annotations
 
 import logging
 
-import httpx
-
 from charter.enforce.gate import IDENTITY_HEADERS, Gate
 from charter.enforce.middleware import refuse
+from charter.enforce.upstream import UpstreamError, UpstreamPool
 
 log = logging.getLogger("charter.proxy")
 HOP_BY_HOP = frozenset(
@@ -39,11 +39,11 @@ HOP_BY_HOP = frozenset(
         b"transfer-encoding",
         b"upgrade",
         b"host",
-        b"content-length",
+        b"expect",
     }
 )
 _IDENTITY = frozenset(name.encode() for name in IDENTITY_HEADERS)
-_RESPONSE_DROP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"content-length"})
+_RESPONSE_DROP = frozenset({b"connection", b"keep-alive", b"transfer-encoding"})
 
 
 class Proxy:
@@ -55,23 +55,18 @@ class Proxy:
         forward_token: bool = False,
         timeout: float = 30.0,
         max_connections: int = 256,
-        transport: httpx.AsyncBaseTransport | None = None,
     ):
         self.gate = gate
         self.upstream = upstream.rstrip("/")
         self.forward_token = forward_token
         self.timeout = timeout
         self.max_connections = max_connections
-        self._transport = transport
-        self._client: httpx.AsyncClient | None = None
+        self._pool: UpstreamPool | None = None
 
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            limits = httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=self.max_connections)
-            self._client = httpx.AsyncClient(
-                base_url=self.upstream, timeout=self.timeout, limits=limits, transport=self._transport
-            )
-        return self._client
+    def pool(self) -> UpstreamPool:
+        if self._pool is None:
+            self._pool = UpstreamPool(self.upstream, max_idle=self.max_connections, timeout=self.timeout)
+        return self._pool
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
@@ -95,60 +90,63 @@ class Proxy:
         await self._forward(scope, receive, send, outcome.identity_headers(), ip)
 
     async def _forward(self, scope, receive, send, identity, ip) -> None:
-        headers = []
-        host = None
-        for key, value in scope["headers"]:
-            if key == b"host":
-                host = value
-            if key in HOP_BY_HOP or key in _IDENTITY or key.startswith(b"x-forwarded-"):
-                continue
-            if key == b"authorization" and not self.forward_token:
-                continue
-            headers.append((key, value))
+        headers, host, length, chunked = self._headers(scope["headers"])
         headers.extend(identity)
         if ip is not None:
             headers.append((b"x-forwarded-for", ip.encode()))
         headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
         if host is not None:
             headers.append((b"x-forwarded-host", host))
-        target = scope.get("raw_path") or scope["path"].encode()
+        target = scope.get("raw_path") or scope["path"].encode("utf-8")
         if scope.get("query_string"):
             target += b"?" + scope["query_string"]
-        has_body = any(k == b"content-length" and v != b"0" for k, v in scope["headers"]) or any(
-            k == b"transfer-encoding" for k, _ in scope["headers"]
-        )
-        client = self.client()
-        request = client.build_request(
-            scope["method"],
-            self.upstream + target.decode("latin-1"),
-            headers=headers,
-            content=_body(receive) if has_body else None,
-        )
+        body = _body(receive) if chunked or (length or 0) > 0 else None
+        sent = False
+
+        async def start(status: int, answer: list[tuple[bytes, bytes]]) -> None:
+            nonlocal sent
+            sent = True
+            out = [(k, v) for k, v in answer if k.lower() not in _RESPONSE_DROP]
+            await send({"type": "http.response.start", "status": status, "headers": out})
+
+        async def chunk(piece: bytes) -> None:
+            await send({"type": "http.response.body", "body": piece, "more_body": bool(piece)})
+
         try:
-            response = await client.send(request, stream=True)
-        except httpx.TimeoutException:
-            return await _plain(send, 504, b"the upstream did not answer in time")
-        except httpx.HTTPError as error:
-            log.warning("upstream unreachable: %s", type(error).__name__)
-            return await _plain(send, 502, b"the upstream could not be reached")
-        try:
-            out = [(k, v) for k, v in response.headers.raw if k.lower() not in _RESPONSE_DROP]
-            await send({"type": "http.response.start", "status": response.status_code, "headers": out})
-            async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b""})
-        finally:
-            await response.aclose()
+            await self.pool().request(scope["method"], target, headers, body, None if chunked else length, start, chunk)
+        except UpstreamError as error:
+            if sent:
+                raise
+            log.warning("upstream: %s", error)
+            await _plain(send, 504 if error.timeout else 502, str(error).encode())
+
+    def _headers(self, given) -> tuple[list[tuple[bytes, bytes]], bytes | None, int | None, bool]:
+        """The headers to send on (the body's framing is the pool's), the Host, the body's length, chunked."""
+        headers, host, length, chunked = [], None, None, False
+        for key, value in given:
+            if key in HOP_BY_HOP or key in _IDENTITY or key.startswith(b"x-forwarded-"):
+                if key == b"host":
+                    host = value
+                elif key == b"transfer-encoding":
+                    chunked = True
+                continue
+            if key == b"content-length":
+                length = int(value)
+                continue
+            if key == b"authorization" and not self.forward_token:
+                continue
+            headers.append((key, value))
+        return headers, host, length, chunked
 
     async def _lifespan(self, receive, send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self.client()
+                self.pool()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                if self._client is not None:
-                    await self._client.aclose()
+                if self._pool is not None:
+                    self._pool.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
