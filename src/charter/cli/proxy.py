@@ -58,7 +58,8 @@ def proxy_command(
         sys.exit(2)
     reporter = None if no_log else Reporter(CharterClient(charter_url, credential))
     gate = Gate(routes, replica, reporter=reporter)
-    click.echo(f"Proxy:    http://{host}:{port} -> {upstream} ({len(routes.routes)} routes, revision {replica.revision})")
+    described = f"{len(routes.routes)} routes, revision {replica.revision}"
+    click.echo(f"Proxy:    http://{host}:{port} -> {upstream} ({described})")
     try:
         uvicorn.run(
             Proxy(gate, upstream, forward_token=forward_token),
