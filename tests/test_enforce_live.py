@@ -233,3 +233,19 @@ def test_the_authzen_gateway_scenario_through_the_proxy(live):
                 assert answer.json()["clause"] == clause, (who, method, path, answer.text)
     finally:
         built.close()
+
+
+def test_the_replica_data_and_the_decision_log_are_authorised_by_the_charter(live):
+    _, api = live
+    alice = api.new_credential("alice")  # sre: no right on charter:*/snapshot nor audit:decisions
+    assert api.request("GET", "/access/v1/snapshot", credential=alice).status_code == 403
+    assert api.request("GET", "/access/v1/snapshot", credential="").status_code == 401
+    document = api.ok("GET", "/access/v1/snapshot")
+    assert document["revision"] >= 1 and "alice" in document["directory"]["users"] and document["charter"]
+    one = {"at": 1, "subject_type": "user", "subject": "alice", "action": "read", "resource": "r"}
+    one.update(allowed=True, basis="permission", clause=1)
+    refused = api.request("POST", "/access/v1/decision-log", credential=alice, json={"decisions": [one]})
+    assert refused.status_code == 403
+    bad = api.request("POST", "/access/v1/decision-log", json={"decisions": [{**one, "basis": "whim"}]})
+    assert bad.status_code == 400 and bad.json()["details"][0]["field"] == "decisions[0].basis"
+    assert api.ok("POST", "/access/v1/decision-log", 202, json={"decisions": [one]})["accepted"] == 1
