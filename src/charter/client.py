@@ -150,10 +150,15 @@ class CharterClient:
         body = {"subject": {"type": subject_type, "id": subject}, "resource": {"type": "resource", "id": resource}}
         return [r["name"] for r in self._search("action", body, context)]
 
-    def admin(self, method: str, path: str, body: dict | None = None, *, text: str | None = None) -> dict:
+    def admin(
+        self, method: str, path: str, body: dict | None = None, *, text: str | None = None, content: bytes | None = None
+    ) -> dict:
         """Any admin or access API call (`/admin/v1/...`, `/access/v1/...`) as this client: the JSON answer, or
-        CharterError with the API's error code. GETs are retried like decisions; writes are not."""
-        return self._call(method.upper(), path, body, safe=method.upper() == "GET", text=text)
+        CharterError with the API's error code. `text` sends a text body (a charter), `content` JSON already
+        encoded. GETs are retried like decisions; writes are not."""
+        if text is not None:
+            content = text.encode()
+        return self._call(method.upper(), path, body, safe=method.upper() == "GET", content=content)
 
     def revision(self) -> dict:
         """`{"revision", "stored", "charter", "version"}`: the server's snapshot revision and the store's."""
@@ -182,13 +187,13 @@ class CharterClient:
     def _post(self, path: str, body: dict) -> dict:
         return self._call("POST", path, body, safe=True)
 
-    def _call(self, method: str, path: str, body: dict | None, *, safe: bool, text: str | None = None) -> dict:
+    def _call(self, method: str, path: str, body: dict | None, *, safe: bool, content: bytes | None = None) -> dict:
         attempts = 1 + (self.retries if safe else 0)
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
-                if text is not None:
-                    response = self._http.request(method, path, content=text.encode())
+                if content is not None:
+                    response = self._http.request(method, path, content=content)
                 else:
                     response = self._http.request(method, path, json=body)
             except httpx.HTTPError as error:

@@ -62,7 +62,7 @@ def proxy_command(
     click.echo(f"Proxy:    http://{host}:{port} -> {upstream} ({described})")
     try:
         uvicorn.run(
-            Proxy(gate, upstream, forward_token=forward_token),
+            Proxy(gate, upstream, forward_token=forward_token, freeze_gc=True),
             host=host,
             port=port,
             log_level="warning",

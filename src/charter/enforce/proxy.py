@@ -21,6 +21,7 @@ goes to the decision log through the gate's reporter.
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from charter.enforce.gate import IDENTITY_HEADERS, Gate
@@ -55,12 +56,14 @@ class Proxy:
         forward_token: bool = False,
         timeout: float = 30.0,
         max_connections: int = 256,
+        freeze_gc: bool = False,
     ):
         self.gate = gate
         self.upstream = upstream.rstrip("/")
         self.forward_token = forward_token
         self.timeout = timeout
         self.max_connections = max_connections
+        self.freeze_gc = freeze_gc
         self._pool: UpstreamPool | None = None
 
     def pool(self) -> UpstreamPool:
@@ -143,6 +146,9 @@ class Proxy:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self.pool()
+                if self.freeze_gc:  # what is loaded stays: keep full collections from walking it (as the server)
+                    gc.collect()
+                    gc.freeze()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._pool is not None:

@@ -16,6 +16,8 @@ import logging
 import threading
 from collections import deque
 
+import orjson
+
 from charter.client import CharterClient, CharterError
 from charter.clock import Clock, SystemClock
 
@@ -93,7 +95,7 @@ class Reporter:
     def _send_one(self) -> bool:
         batch = [self._queue.popleft() for _ in range(min(self.batch, len(self._queue)))]
         try:
-            self.client.admin("POST", PATH, {"decisions": batch})
+            self.client.admin("POST", PATH, content=orjson.dumps({"decisions": batch}))
         except CharterError as error:
             self._queue.extendleft(reversed(batch))
             self.last_error = str(error)

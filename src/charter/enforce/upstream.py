@@ -32,9 +32,11 @@ class UpstreamError(Exception):
 class _Parsed:
     """httptools' callbacks: the head, then the body's pieces as they are parsed."""
 
-    __slots__ = ("body", "complete", "headers", "headers_done")
+    __slots__ = ("body", "complete", "headers", "headers_done", "keep", "parser")
 
     def __init__(self):
+        self.parser: httptools.HttpResponseParser | None = None
+        self.keep = False  # keep-alive, read while the parser still knows it (in the callback)
         self.headers: list[tuple[bytes, bytes]] = []
         self.headers_done = False
         self.complete = False
@@ -45,6 +47,7 @@ class _Parsed:
 
     def on_headers_complete(self) -> None:
         self.headers_done = True
+        self.keep = self.parser.should_keep_alive() if self.parser is not None else False
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
@@ -149,9 +152,8 @@ class UpstreamPool:
             if length is None:
                 writer.write(b"0\r\n\r\n")
         parsed = _Parsed()
-        parser = httptools.HttpResponseParser(parsed)
-        started = False
-        received = False
+        parser = parsed.parser = httptools.HttpResponseParser(parsed)
+        started = received = False
         while True:
             try:
                 data = await asyncio.wait_for(reader.read(65536), self.timeout)
@@ -189,7 +191,7 @@ class UpstreamPool:
                 parsed.body.clear()
             if parsed.complete:
                 await chunk(b"")
-                return parser.should_keep_alive()
+                return parsed.keep
 
     def close(self) -> None:
         while self._idle:
