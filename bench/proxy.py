@@ -248,7 +248,8 @@ def main() -> int:
         direct = latencies(upstream_port, request, args.requests)
         proxied = latencies(proxy_port, request, args.requests)
         points = (50, 90, 99, 99.9)
-        rows = [(name, [percentile(v, p) for p in points]) for name, v in (("direct", direct), ("through the proxy", proxied))]
+        measured = (("direct", direct), ("through the proxy", proxied))
+        rows = [(name, [percentile(v, p) for p in points]) for name, v in measured]
         print(f"{'path':<20}" + "".join(f"{f'p{p:g} µs':>11}" for p in points))
         for name, values in rows:
             print(f"{name:<20}" + "".join(f"{v:>11.0f}" for v in values))
