@@ -156,9 +156,11 @@ class CharterClient:
         """Any admin or access API call (`/admin/v1/...`, `/access/v1/...`) as this client: the JSON answer, or
         CharterError with the API's error code. `text` sends a text body (a charter), `content` JSON already
         encoded. GETs are retried like decisions; writes are not."""
+        kind = "application/json"
         if text is not None:
-            content = text.encode()
-        return self._call(method.upper(), path, body, safe=method.upper() == "GET", content=content)
+            content, kind = text.encode(), "text/plain; charset=utf-8"
+        safe = method.upper() == "GET"
+        return self._call(method.upper(), path, body, safe=safe, content=content, content_type=kind)
 
     def revision(self) -> dict:
         """`{"revision", "stored", "charter", "version"}`: the server's snapshot revision and the store's."""
@@ -187,13 +189,23 @@ class CharterClient:
     def _post(self, path: str, body: dict) -> dict:
         return self._call("POST", path, body, safe=True)
 
-    def _call(self, method: str, path: str, body: dict | None, *, safe: bool, content: bytes | None = None) -> dict:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict | None,
+        *,
+        safe: bool,
+        content: bytes | None = None,
+        content_type: str = "application/json",
+    ) -> dict:
         attempts = 1 + (self.retries if safe else 0)
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
                 if content is not None:
-                    response = self._http.request(method, path, content=content)
+                    headers = {"Content-Type": content_type}
+                    response = self._http.request(method, path, content=content, headers=headers)
                 else:
                     response = self._http.request(method, path, json=body)
             except httpx.HTTPError as error:

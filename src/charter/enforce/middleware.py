@@ -53,7 +53,7 @@ class CharterMiddleware:
                 given = function(match)
                 if inspect.isawaitable(given):
                     given = await given
-            except Exception:  # the attributes are unknown: decide without them can only allow too much
+            except Exception:  # without them a prohibition that tests them could miss: deny
                 return Outcome(False, 503, "the resource's attributes could not be read: denied", match)
         return gate.check(
             scope["method"],
