@@ -24,6 +24,9 @@ from charter.cli.remote import CREDENTIAL, URL
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--charter-url", envvar=URL, required=True, help=f"Charter's address (or {URL}).")
 @click.option("--credential", envvar=CREDENTIAL, required=True, help=f"The proxy's API credential (or {CREDENTIAL}).")
+@click.option(
+    "--audience", default=None, help="The audience tokens must name (default: the issuer)."
+)
 @click.option("--forward-token", is_flag=True, help="Pass the caller's Authorization header to the upstream.")
 @click.option("--no-log", is_flag=True, help="Do not send decisions to Charter's decision log.")
 def proxy_command(
@@ -33,6 +36,7 @@ def proxy_command(
     port: int,
     charter_url: str,
     credential: str,
+    audience: str | None,
     forward_token: bool,
     no_log: bool,
 ) -> None:
@@ -52,7 +56,7 @@ def proxy_command(
         click.echo(f"charter proxy: {error}", err=True)
         sys.exit(2)
     try:
-        replica = LocalReplica(charter_url, credential)
+        replica = LocalReplica(charter_url, credential, audience=audience)
     except ReplicaError as error:
         click.echo(f"charter proxy: {error}", err=True)
         sys.exit(2)
@@ -67,6 +71,7 @@ def proxy_command(
             port=port,
             log_level="warning",
             access_log=False,
+            proxy_headers=False,  # the client's address is what connects: X-Forwarded-For is never believed
             http="httptools",
             loop="uvloop",
         )

@@ -156,7 +156,8 @@ class UpstreamPool:
         started = received = False
         while True:
             try:
-                data = await asyncio.wait_for(reader.read(65536), self.timeout)
+                async with asyncio.timeout(self.timeout):  # no task per read, as wait_for makes
+                    data = await reader.read(65536)
             except TimeoutError:
                 if started:
                     raise
