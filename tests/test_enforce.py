@@ -219,3 +219,19 @@ def test_the_middleware_takes_resource_attributes_from_a_callable():
     assert ok == 200 and seen["subject"] == "morty" and seen["clause"] == "3"
     assert refused == 403 and why["clause"] == 3 and "owner is morty" in why["message"]
     assert read == 200 and by["clause"] == "1"
+
+
+def test_charter_proxy_refuses_a_bad_mapping_or_an_unreachable_charter(tmp_path):
+    from click.testing import CliRunner
+
+    from charter.cli.main import cli
+
+    bad = tmp_path / "routes.yaml"
+    bad.write_text("routes:\n  - path: /t\n    methods: [get]\n    resource: t\n")
+    base = ["proxy", "--upstream", "http://127.0.0.1:9", "--charter-url", "http://127.0.0.1:9", "--credential", "x"]
+    refused = CliRunner().invoke(cli, [*base, "--routes", str(bad)])
+    assert refused.exit_code == 2 and "routes[0].methods" in refused.output
+    good = tmp_path / "good.yaml"
+    good.write_text(example("todo-gateway.routes.yaml"))
+    unreachable = CliRunner().invoke(cli, [*base, "--routes", str(good)])
+    assert unreachable.exit_code == 2 and "could not fetch the snapshot" in unreachable.output
