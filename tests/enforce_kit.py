@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from charter.client import CharterClient
+from charter.enforce.browser import BrowserLogin
 from charter.enforce.cache import DecisionCache
 from charter.enforce.gate import Gate
 from charter.enforce.middleware import CharterMiddleware
@@ -40,6 +41,7 @@ async def echo(request: Request) -> JSONResponse:
         "clause": request.headers.get("x-charter-clause"),
         "authorization": "authorization" in request.headers,
         "forwarded_for": request.headers.get("x-forwarded-for"),
+        "cookie": request.headers.get("cookie"),
     }
     if outcome is not None and outcome.token is not None:
         seen["subject"] = outcome.token.subject
@@ -103,7 +105,9 @@ class Front:
 class Stack:
     """Starts the upstream and an enforcement point in front of it; `close()` stops everything it started."""
 
-    def __init__(self, charter_url: str, credential: str, clock, routes: dict, kind: str):
+    def __init__(
+        self, charter_url: str, credential: str, clock, routes: dict, kind: str, *, login_client=None, port=None
+    ):
         self._closing: list = []
         self.replica = LocalReplica(charter_url, credential, clock=clock, poll_interval=0.1)
         self._closing.append(self.replica.close)
@@ -112,13 +116,17 @@ class Stack:
         self.gate = Gate(RouteMap.from_document(routes), self.replica, cache=DecisionCache(), reporter=self.reporter)
         if kind == "proxy":
             self.upstream = self._serve(upstream_app())
-            front = self._serve(Proxy(self.gate, self.upstream.url))
+            port = port or free_port()
+            login = None
+            if login_client is not None:
+                login = BrowserLogin(charter_url, login_client, f"http://127.0.0.1:{port}", b"test secret")
+            front = self._serve(Proxy(self.gate, self.upstream.url, login=login), port)
         else:
             front = self._serve(CharterMiddleware(upstream_app(), self.gate))
         self.front = Front(kind, front.url, self.gate, self.replica, self.reporter)
 
-    def _serve(self, app) -> LiveServer:
-        server = LiveServer(app, free_port())
+    def _serve(self, app, port: int | None = None) -> LiveServer:
+        server = LiveServer(app, port or free_port())
         server.__enter__()
         self._closing.append(server.__exit__)
         return server

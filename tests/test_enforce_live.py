@@ -249,3 +249,46 @@ def test_the_replica_data_and_the_decision_log_are_authorised_by_the_charter(liv
     bad = api.request("POST", "/access/v1/decision-log", json={"decisions": [{**one, "basis": "whim"}]})
     assert bad.status_code == 400 and bad.json()["details"][0]["field"] == "decisions[0].basis"
     assert api.ok("POST", "/access/v1/decision-log", 202, json={"decisions": [one]})["accepted"] == 1
+
+
+def test_a_browser_signs_in_with_charter_through_the_proxy(live):
+    from enforce_kit import free_port
+    from oidc_helpers import browser, hidden_fields, running, sign_in
+
+    server, api = live
+    oidc = running(live)
+    port = free_port()
+    proxy_url = f"http://127.0.0.1:{port}"
+    registered = oidc.app_client("Orders proxy", redirect_uris=(f"{proxy_url}/_charter/callback",))
+    built = Stack(
+        server.url,
+        api.admin_credential,
+        api.clock,
+        SAMPLE_ROUTES,
+        "proxy",
+        login_client=registered["client_id"],
+        port=port,
+    )
+    page = {"Accept": "text/html"}
+    try:
+        with browser(oidc) as person:
+            sign_in(oidc, person, "alice")
+            sent = person.get(f"{proxy_url}/db/prod/orders?x=1", headers=page)
+            assert sent.status_code == 302 and sent.headers["location"].startswith(f"{server.url}/oauth/authorize?")
+            assert "code_challenge_method=S256" in sent.headers["location"]
+            consent = person.get(sent.headers["location"])
+            if consent.status_code == 200:  # the consent page, the first time
+                consent = person.post("/oauth/authorize", data={**hidden_fields(consent.text), "decision": "allow"})
+            back = consent.headers["location"]
+            assert back.startswith(f"{proxy_url}/_charter/callback?")
+            forged = person.get(back.replace("state=", "state=x"))
+            assert forged.status_code == 400 and "state" in forged.text
+            landed = person.get(back)  # the code was not used by the forged attempt: it stopped at the state
+            assert landed.status_code == 303 and landed.headers["location"] == "/db/prod/orders?x=1"
+            seen = person.get(f"{proxy_url}/db/prod/orders", headers=page)
+            assert seen.status_code == 200 and seen.json()["subject"] == "alice"
+            assert "charter_proxy" not in (seen.json()["cookie"] or "")  # the session's token stays at the proxy
+            assert person.delete(f"{proxy_url}/db/prod/orders").status_code == 403  # the cookie's subject, clause 4
+        assert httpx.get(f"{proxy_url}/db/prod/orders").status_code == 401  # not a browser: no redirect
+    finally:
+        built.close()

@@ -5,7 +5,9 @@
 
 It keeps a local replica of Charter's decision data (the credential needs `read` on
 `charter:<name>/snapshot`) and posts its decisions to Charter's decision log (`manage` on
-`audit:decisions`). Exit 2 on a usage error (a bad mapping file, Charter unreachable at start).
+`audit:decisions`). With `--login-client`, browsers without a token sign in with Charter (authorization
+code + PKCE) and keep a session cookie (charter.enforce.browser). Exit 2 on a usage error (a bad mapping
+file, Charter unreachable at start).
 """
 
 from __future__ import annotations
@@ -24,10 +26,15 @@ from charter.cli.remote import CREDENTIAL, URL
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--charter-url", envvar=URL, required=True, help=f"Charter's address (or {URL}).")
 @click.option("--credential", envvar=CREDENTIAL, required=True, help=f"The proxy's API credential (or {CREDENTIAL}).")
-@click.option(
-    "--audience", default=None, help="The audience tokens must name (default: the issuer)."
-)
+@click.option("--audience", default=None, help="The audience tokens must name (default: the issuer).")
 @click.option("--forward-token", is_flag=True, help="Pass the caller's Authorization header to the upstream.")
+@click.option(
+    "--login-client",
+    default=None,
+    help="Sign browsers in as this public OAuth client (its redirect URI: "
+    "PUBLIC_URL/_charter/callback); CHARTER_PROXY_SECRET signs the sign-in cookie.",
+)
+@click.option("--public-url", default=None, help="The proxy's address as browsers see it (default: http://HOST:PORT).")
 @click.option("--no-log", is_flag=True, help="Do not send decisions to Charter's decision log.")
 def proxy_command(
     upstream: str,
@@ -38,6 +45,8 @@ def proxy_command(
     credential: str,
     audience: str | None,
     forward_token: bool,
+    login_client: str | None,
+    public_url: str | None,
     no_log: bool,
 ) -> None:
     """Verify each caller's Charter access token, decide from a local replica, forward what is allowed."""
@@ -62,11 +71,20 @@ def proxy_command(
         sys.exit(2)
     reporter = None if no_log else Reporter(CharterClient(charter_url, credential))
     gate = Gate(routes, replica, reporter=reporter)
+    login = None
+    if login_client:
+        import os
+        import secrets
+
+        from charter.enforce.browser import BrowserLogin
+
+        secret = os.environ.get("CHARTER_PROXY_SECRET", "").encode() or secrets.token_bytes(32)
+        login = BrowserLogin(charter_url, login_client, public_url or f"http://{host}:{port}", secret)
     described = f"{len(routes.routes)} routes, revision {replica.revision}"
     click.echo(f"Proxy:    http://{host}:{port} -> {upstream} ({described})")
     try:
         uvicorn.run(
-            Proxy(gate, upstream, forward_token=forward_token, freeze_gc=True),
+            Proxy(gate, upstream, forward_token=forward_token, freeze_gc=True, login=login),
             host=host,
             port=port,
             log_level="warning",

@@ -14,6 +14,10 @@ upstream. An allowed request is forwarded with:
   unless `forward_token` (the upstream then has the identity headers only);
 - the request body streamed as it arrives, the response body streamed as the upstream sends it.
 
+With `login` (charter.enforce.browser), a browser with no token is sent to sign in with Charter
+(authorization code + PKCE) and comes back with a session cookie holding its access token, which the
+gate verifies like a bearer token; the proxy's cookies are removed from what the upstream receives.
+
 Upstream connections are pooled keep-alive HTTP/1.1 (charter.enforce.upstream: httpx measured too slow
 for the latency target). An upstream that cannot be reached or times out is a 502 / 504. Each decision
 goes to the decision log through the gate's reporter.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import gc
 import logging
 
+from charter.enforce.browser import CALLBACK, BrowserLogin
 from charter.enforce.gate import IDENTITY_HEADERS, Gate
 from charter.enforce.middleware import refuse
 from charter.enforce.upstream import UpstreamError, UpstreamPool
@@ -57,6 +62,7 @@ class Proxy:
         timeout: float = 30.0,
         max_connections: int = 256,
         freeze_gc: bool = False,
+        login: BrowserLogin | None = None,
     ):
         self.gate = gate
         self.upstream = upstream.rstrip("/")
@@ -64,6 +70,7 @@ class Proxy:
         self.timeout = timeout
         self.max_connections = max_connections
         self.freeze_gc = freeze_gc
+        self.login = login  # browsers: sign in with Charter, then a session cookie (charter.enforce.browser)
         self._pool: UpstreamPool | None = None
 
     def pool(self) -> UpstreamPool:
@@ -76,6 +83,9 @@ class Proxy:
             return await self._lifespan(receive, send)
         if scope["type"] != "http":
             return  # websockets are not proxied
+        login = self.login
+        if login is not None and scope["path"] == CALLBACK:
+            return await _answer(send, *await login.callback(scope))
         headers = scope["headers"]
         authorization = request_id = None
         for key, value in headers:
@@ -83,12 +93,19 @@ class Proxy:
                 authorization = value.decode("latin-1")
             elif key == b"x-request-id":
                 request_id = value.decode("latin-1")
+        if authorization is None and login is not None:
+            token = login.session_token(scope)
+            authorization = f"Bearer {token}" if token else None
         client = scope.get("client")
         ip = client[0] if client else None
         outcome = self.gate.check(
             scope["method"], scope["path"], authorization, ip, raw_path=scope.get("raw_path"), request_id=request_id
         )
         if not outcome.allowed:
+            if outcome.status == 401 and login is not None and login.wants_page(scope):
+                location, cookie = login.start(scope)
+                redirect = [(b"location", location.encode()), (b"set-cookie", cookie.encode())]
+                return await _answer(send, 302, [*redirect, (b"cache-control", b"no-store")], b"")
             return await refuse(outcome, send)
         await self._forward(scope, receive, send, outcome.identity_headers(), ip)
 
@@ -138,6 +155,10 @@ class Proxy:
                 continue
             if key == b"authorization" and not self.forward_token:
                 continue
+            if key == b"cookie" and self.login is not None:
+                value = BrowserLogin.without_our_cookies(value)  # the session cookie holds the access token
+                if value is None:
+                    continue
             headers.append((key, value))
         return headers, host, length, chunked
 
@@ -167,6 +188,12 @@ async def _body(receive):
             yield body
         if not message.get("more_body", False):
             return
+
+
+async def _answer(send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _plain(send, status: int, message: bytes) -> None:
