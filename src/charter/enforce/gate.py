@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import orjson
 
@@ -50,7 +50,6 @@ class Outcome:
     token: VerifiedToken | None = None
     decision: Decision | None = None
     revision: int = -1
-    headers: tuple[tuple[bytes, bytes], ...] = field(default=())
 
     @property
     def clause(self) -> int | None:
@@ -168,8 +167,10 @@ class Gate:
 
 
 def _denial(decision: Decision) -> str:
-    where = f"clause {decision.clause}" if decision.clause is not None else "no clause allows it"
-    if decision.basis is Basis.DEFAULT:
-        where = "no clause allows it (deny by default)"
+    """The 403's message: `denied by clause 4: <reasons>`, `denied by default: <reasons>`, `denied: <reasons>`."""
+    if decision.clause is not None:
+        head = f"denied by clause {decision.clause}"
+    else:
+        head = "denied by default" if decision.basis is Basis.DEFAULT else "denied"
     reasons = "; ".join(decision.reasons)
-    return f"denied by {where}" + (f": {reasons}" if reasons else "") if decision.clause is not None else where
+    return f"{head}: {reasons}" if reasons else head
