@@ -235,3 +235,22 @@ def test_charter_proxy_refuses_a_bad_mapping_or_an_unreachable_charter(tmp_path)
     good.write_text(example("todo-gateway.routes.yaml"))
     unreachable = CliRunner().invoke(cli, [*base, "--routes", str(good)])
     assert unreachable.exit_code == 2 and "could not fetch the snapshot" in unreachable.output
+
+
+def test_the_proxy_answers_502_when_the_upstream_is_down_and_never_forwards_a_refusal():
+    import asyncio
+
+    from charter.enforce.proxy import Proxy
+    from enforce_kit import free_port
+
+    proxy = Proxy(_gate(), f"http://127.0.0.1:{free_port()}")  # nothing listens there
+
+    async def run():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(proxy), base_url="http://proxy") as client:
+            down = await client.get("/todos", headers={"Authorization": "Bearer jerry"})
+            refused = await client.post("/todos", headers={"Authorization": "Bearer jerry"})
+            return down, refused
+
+    down, refused = asyncio.run(run())
+    assert down.status_code == 502 and "could not be reached" in down.text
+    assert refused.status_code == 403  # decided before any attempt to reach the upstream

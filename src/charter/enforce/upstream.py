@@ -117,8 +117,7 @@ class UpstreamPool:
             head.append(framing + b"\r\n")
         head.append(b"\r\n")
         data = b"".join(head)
-        reused = bool(self._idle)
-        connection = self._idle.pop() if reused else await self._connect()
+        connection = self._idle_connection() or await self._connect()
         try:
             keep = await self._exchange(connection, method, data, body, length, start, chunk)
         except _Stale:
@@ -141,6 +140,15 @@ class UpstreamPool:
             self._idle.append(connection)
         else:
             connection.close()
+
+    def _idle_connection(self) -> _Connection | None:
+        """The most recently used idle connection the upstream has not closed meanwhile."""
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.reader.at_eof() and not connection.writer.is_closing():
+                return connection
+            connection.close()
+        return None
 
     async def _exchange(self, connection, method, head, body, length, start, chunk) -> bool:
         writer, reader = connection.writer, connection.reader
