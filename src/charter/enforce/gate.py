@@ -145,7 +145,7 @@ class Gate:
         snapshot = replica.snapshot  # one snapshot for the whole decision
         decision = self._decide(snapshot, token, match, client_ip, attributes)
         if decision.allowed:
-            return Outcome(True, 200, str(decision), match, token, decision, snapshot.revision)
+            return Outcome(True, 200, "allowed", match, token, decision, snapshot.revision)
         return Outcome(False, 403, _denial(decision), match, token, decision, snapshot.revision)
 
     def _decide(self, snapshot, token: VerifiedToken, match: Match, client_ip, attributes) -> Decision:

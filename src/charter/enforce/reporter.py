@@ -51,8 +51,8 @@ class Reporter:
     def report(self, outcome, client_ip: str | None, request_id: str | None) -> None:
         """Queue the decision of one gate outcome (charter.enforce.gate.Outcome)."""
         match, token, decision = outcome.match, outcome.token, outcome.decision
-        if match is None or match.action is None:
-            return
+        if match is None or match.action is None or (token is None and outcome.status != 401):
+            return  # no decision about a subject was made (no route, Charter out of sight)
         item: dict = {
             "at": int(self.clock.now().timestamp() * 1e9),
             "action": match.action,
