@@ -206,7 +206,8 @@ class LocalReplica:
         tokens = TokenVerifier(
             PublishedKeys(jwks), issuer, document.get("revoked_tokens") or (), self.audience, subjects=snapshot
         )
-        self.snapshot, self.tokens = snapshot, tokens
+        with self._keys_lock:  # never interleaved with a key refetch, which would bring back old revocations
+            self.snapshot, self.tokens = snapshot, tokens
         self.canary = document.get("canary")
         self._built_on = self.clock.now().astimezone(dt.UTC).date()
         self._checked_at = time.monotonic()
