@@ -206,6 +206,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--no-log", action="store_true", help="run the proxy with --no-log (no decision log)")
+    parser.add_argument("--poll-interval", type=float, default=0.25, help="the proxy's revision polling period")
     args = parser.parse_args()
 
     workdir = tempfile.mkdtemp(prefix="charter-bench-proxy-")
@@ -234,6 +235,7 @@ def main() -> int:
         proxy = subprocess.Popen(
             [python, "-m", "charter", "proxy", "--upstream", f"http://127.0.0.1:{upstream_port}", "--routes"]
             + [str(Path(workdir, "routes.yaml")), "--port", str(proxy_port)]
+            + ["--poll-interval", str(args.poll_interval)]
             + (["--no-log"] if args.no_log else []),
             env=env,
             stdout=subprocess.DEVNULL,

@@ -35,6 +35,7 @@ from charter.cli.remote import CREDENTIAL, URL
     "PUBLIC_URL/_charter/callback); CHARTER_PROXY_SECRET signs the sign-in cookie.",
 )
 @click.option("--public-url", default=None, help="The proxy's address as browsers see it (default: http://HOST:PORT).")
+@click.option("--poll-interval", default=0.25, show_default=True, type=float, help="Seconds between revision checks.")
 @click.option("--no-log", is_flag=True, help="Do not send decisions to Charter's decision log.")
 def proxy_command(
     upstream: str,
@@ -47,6 +48,7 @@ def proxy_command(
     forward_token: bool,
     login_client: str | None,
     public_url: str | None,
+    poll_interval: float,
     no_log: bool,
 ) -> None:
     """Verify each caller's Charter access token, decide from a local replica, forward what is allowed."""
@@ -65,7 +67,13 @@ def proxy_command(
         click.echo(f"charter proxy: {error}", err=True)
         sys.exit(2)
     try:
-        replica = LocalReplica(charter_url, credential, audience=audience)
+        replica = LocalReplica(
+            charter_url,
+            credential,
+            audience=audience,
+            poll_interval=poll_interval,
+            max_staleness=max(5.0, 4 * poll_interval),
+        )
     except ReplicaError as error:
         click.echo(f"charter proxy: {error}", err=True)
         sys.exit(2)
