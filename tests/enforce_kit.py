@@ -109,7 +109,7 @@ class Stack:
         self, charter_url: str, credential: str, clock, routes: dict, kind: str, *, login_client=None, port=None
     ):
         self._closing: list = []
-        self.replica = LocalReplica(charter_url, credential, clock=clock, poll_interval=0.1)
+        self.replica = LocalReplica(charter_url, credential, clock=clock)  # the default polling, 0.25 s
         self._closing.append(self.replica.close)
         self.reporter = Reporter(CharterClient(charter_url, credential), clock, interval=0.2)
         self._closing.append(self.reporter.close)
