@@ -130,6 +130,19 @@ def version_in_force(session: Session, today: dt.date, at: dt.datetime | None = 
     return None
 
 
+def texts_in_force(session: Session, today: dt.date) -> tuple[str, list[str]] | None:
+    """The texts `version_in_force` consolidates (the charter, its amendments in force by number) as of
+    `today`: what a replica (charter.sdk.replica) needs to compile the same version. None as there."""
+    for row in session.scalars(select(CharterVersionRow).order_by(CharterVersionRow.id.desc())):
+        if parse_charter(row.text, f"charter version {row.id}").effective > today:
+            continue
+        query = select(AmendmentRow).where(
+            AmendmentRow.charter_name == row.name, AmendmentRow.status.in_(IN_FORCE_STATES)
+        )
+        return row.text, [a.text for a in sorted(session.scalars(query), key=lambda a: a.number)]
+    return None
+
+
 def _aware(moment: dt.datetime) -> dt.datetime:
     """SQLite hands back naive datetimes; the store writes UTC."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)

@@ -3,6 +3,16 @@
     client = CharterClient("https://charter.example", "chr_...")
     client.evaluate("user", "alice", "read", "db:prod/orders").allowed
     client.evaluate_token(access_token, "read", "db:prod/orders")      # the subject is the token's
+    client.evaluate_many([Ask("user", "alice", "read", "db:prod/orders"), ...])   # one round trip
+    client.search_resources("user", "alice", "read", "db")            # AuthZEN search
+    client.admin("PUT", "/admin/v1/groups/sre/members/users/bob")     # any admin call, errors raised
+
+    replica = LocalReplica("https://charter.example", "chr_...")     # charter.sdk.replica: decide in process
+    replica.evaluate("user", "alice", "read", "db:prod/orders")        # microseconds, no network hop
+
+Timeouts apply to every call (`timeout`, seconds). Safe calls (GETs and decisions, which change nothing)
+are retried `retries` times after a connection failure or a 502/503/504, with a short growing pause;
+admin writes are never retried (the caller decides whether a lost answer means a lost write).
 
     verifier = LocalTokenVerifier("https://charter.example")           # keys from the discovery document
     token = verifier.verify(access_token)                              # VerifiedToken, or InvalidToken
@@ -27,9 +37,19 @@ import httpx
 
 from charter.oidc.verify import InvalidToken, PublishedKeys, TokenVerifier, VerifiedToken
 
-__all__ = ["CharterClient", "CharterError", "Decision", "InvalidToken", "LocalTokenVerifier", "VerifiedToken"]
+__all__ = [
+    "Ask",
+    "CharterClient",
+    "CharterError",
+    "Decision",
+    "InvalidToken",
+    "LocalTokenVerifier",
+    "VerifiedToken",
+]
 
 DISCOVERY = "/.well-known/openid-configuration"
+RETRY_STATUSES = frozenset({502, 503, 504})
+SEMANTICS = ("execute_all", "deny_on_first_deny", "permit_on_first_permit")
 JWKS_PATH = "/oauth/jwks"
 
 
@@ -55,13 +75,33 @@ class Decision:
         return self.allowed
 
 
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """One question of a batch (`CharterClient.evaluate_many`)."""
+
+    subject_type: str
+    subject: str
+    action: str
+    resource: str
+    context: dict | None = None
+
+
 class CharterClient:
     """Decisions from a Charter server, as the API client whose credential (`chr_...`) is given."""
 
     def __init__(
-        self, base_url: str, credential: str, timeout: float = 5.0, *, transport: httpx.BaseTransport | None = None
+        self,
+        base_url: str,
+        credential: str,
+        timeout: float = 5.0,
+        *,
+        retries: int = 2,
+        backoff: float = 0.1,
+        transport: httpx.BaseTransport | None = None,
     ):
         self.base_url = base_url.rstrip("/")
+        self.retries = retries
+        self.backoff = backoff
         self._http = httpx.Client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {credential}"},
@@ -81,25 +121,101 @@ class CharterClient:
         reason says why (`invalid token: expired`)."""
         return self._evaluate({"type": "token", "id": token}, action, resource, context)
 
-    def _evaluate(self, subject: dict, action: str, resource: str, context: dict | None) -> Decision:
-        body: dict = {"subject": subject, "action": {"name": action}, "resource": {"type": "resource", "id": resource}}
+    def evaluate_many(self, asks: list[Ask], semantic: str = "execute_all") -> list[Decision]:
+        """Several questions in one round trip (AuthZEN `evaluations`); with `deny_on_first_deny` or
+        `permit_on_first_permit` the answer stops at the first such decision, as the server's does."""
+        if semantic not in SEMANTICS:
+            raise ValueError(f"semantic must be one of {', '.join(SEMANTICS)}")
+        items = [_evaluation({"type": a.subject_type, "id": a.subject}, a.action, a.resource, a.context) for a in asks]
+        body = {"evaluations": items, "options": {"evaluations_semantic": semantic}}
+        answer = self._call("POST", "/access/v1/evaluations", body, safe=True)
+        return [Decision(bool(e["decision"]), e.get("context") or {}) for e in answer.get("evaluations", ())]
+
+    def search_subjects(self, subject_type: str, action: str, resource: str, context: dict | None = None) -> list[str]:
+        """The ids of the identities of `subject_type` allowed `action` on `resource` (AuthZEN subject search)."""
+        body = {"subject": {"type": subject_type}, "action": {"name": action}}
+        body["resource"] = {"type": "resource", "id": resource}
+        return [r["id"] for r in self._search("subject", body, context)]
+
+    def search_resources(
+        self, subject_type: str, subject: str, action: str, resource_type: str, context: dict | None = None
+    ) -> list[str]:
+        """The resources of `resource_type` the directory knows that the subject may `action` (their ids)."""
+        body = {"subject": {"type": subject_type, "id": subject}, "action": {"name": action}}
+        body["resource"] = {"type": resource_type}
+        return [r["id"] for r in self._search("resource", body, context)]
+
+    def search_actions(self, subject_type: str, subject: str, resource: str, context: dict | None = None) -> list[str]:
+        """The actions the charter names that the subject may do on `resource`."""
+        body = {"subject": {"type": subject_type, "id": subject}, "resource": {"type": "resource", "id": resource}}
+        return [r["name"] for r in self._search("action", body, context)]
+
+    def admin(
+        self, method: str, path: str, body: dict | None = None, *, text: str | None = None, content: bytes | None = None
+    ) -> dict:
+        """Any admin or access API call (`/admin/v1/...`, `/access/v1/...`) as this client: the JSON answer, or
+        CharterError with the API's error code. `text` sends a text body (a charter), `content` JSON already
+        encoded. GETs are retried like decisions; writes are not."""
+        kind = "application/json"
+        if text is not None:
+            content, kind = text.encode(), "text/plain; charset=utf-8"
+        safe = method.upper() == "GET"
+        return self._call(method.upper(), path, body, safe=safe, content=content, content_type=kind)
+
+    def revision(self) -> dict:
+        """`{"revision", "stored", "charter", "version"}`: the server's snapshot revision and the store's."""
+        return self.admin("GET", "/admin/v1/revision")
+
+    def snapshot_document(self) -> dict:
+        """What a local replica compiles (`GET /access/v1/snapshot`, charter.replication)."""
+        return self.admin("GET", "/access/v1/snapshot")
+
+    def _search(self, kind: str, body: dict, context: dict | None) -> list[dict]:
         if context:
             body["context"] = context
-        answer = self._post("/access/v1/evaluation", body)
+        results: list[dict] = []
+        token = ""
+        while True:
+            answer = self._call("POST", f"/access/v1/search/{kind}", {**body, "page": {"token": token}}, safe=True)
+            results.extend(answer.get("results", ()))
+            token = (answer.get("page") or {}).get("next_token") or ""
+            if not token:
+                return results
+
+    def _evaluate(self, subject: dict, action: str, resource: str, context: dict | None) -> Decision:
+        answer = self._call("POST", "/access/v1/evaluation", _evaluation(subject, action, resource, context), safe=True)
         return Decision(bool(answer["decision"]), answer.get("context") or {})
 
     def _post(self, path: str, body: dict) -> dict:
-        try:
-            response = self._http.post(path, json=body)
-        except httpx.HTTPError as error:
-            raise CharterError(0, "unreachable", str(error)) from None
-        if response.status_code != 200:
+        return self._call("POST", path, body, safe=True)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict | None,
+        *,
+        safe: bool,
+        content: bytes | None = None,
+        content_type: str = "application/json",
+    ) -> dict:
+        attempts = 1 + (self.retries if safe else 0)
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
             try:
-                error = response.json()
-            except ValueError:
-                error = {}
-            raise CharterError(response.status_code, error.get("error", "error"), error.get("message", response.text))
-        return response.json()
+                if content is not None:
+                    headers = {"Content-Type": content_type}
+                    response = self._http.request(method, path, content=content, headers=headers)
+                else:
+                    response = self._http.request(method, path, json=body)
+            except httpx.HTTPError as error:
+                if last:
+                    raise CharterError(0, "unreachable", str(error)) from None
+            else:
+                if response.status_code not in RETRY_STATUSES or last:
+                    return _answer(response)
+            time.sleep(self.backoff * (2**attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
         self._http.close()
@@ -109,6 +225,27 @@ class CharterClient:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _evaluation(subject: dict, action: str, resource: str, context: dict | None) -> dict:
+    body: dict = {"subject": subject, "action": {"name": action}, "resource": {"type": "resource", "id": resource}}
+    if context:
+        body["context"] = context
+    return body
+
+
+def _answer(response: httpx.Response) -> dict:
+    if response.status_code >= 300:
+        try:
+            error = response.json()
+        except ValueError:
+            error = {}
+        if not isinstance(error, dict):
+            error = {}
+        raise CharterError(response.status_code, error.get("error", "error"), error.get("message", response.text))
+    if not response.content:
+        return {}
+    return response.json()
 
 
 class LocalTokenVerifier:
@@ -184,3 +321,11 @@ class LocalTokenVerifier:
 
     def close(self) -> None:
         self._http.close()
+
+
+def __getattr__(name: str):
+    if name == "LocalReplica":  # charter.sdk.replica imports this module: import it lazily
+        from charter.sdk.replica import LocalReplica
+
+        return LocalReplica
+    raise AttributeError(name)

@@ -97,6 +97,13 @@ class DecisionLog:
         keep = not decision.allowed or decision.grant is not None
         self._queue(keep, 1, queued(self._now_ns(), request, decision, pep, request_id))
 
+    def record_at(
+        self, moment_ns: int, request: Request, decision: Decision, pep: str | None, request_id: str | None
+    ) -> None:
+        """Queue a decision made elsewhere at `moment_ns` (an enforcement point's, charter.web.enforce)."""
+        keep = not decision.allowed or decision.grant is not None
+        self._queue(keep, 1, queued(moment_ns, request, decision, pep, request_id))
+
     def record_exchange(
         self, body: bytes, answer: bytes, count: int, keep: bool, pep: str | None, request_id: str | None
     ) -> None:

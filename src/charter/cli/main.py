@@ -334,6 +334,9 @@ def _register() -> None:
     from charter.cli.oauth import oauth_client_group  # OAuth clients (docs/oidc.md)
 
     cli.add_command(oauth_client_group)
+    from charter.cli.proxy import proxy_command  # the identity-aware reverse proxy (docs/enforcement.md)
+
+    cli.add_command(proxy_command)
 
 
 def _register_reviews() -> None:

@@ -101,6 +101,24 @@ _SECTIONS = ("users", "groups", "services", "partners", "resources")
 _ENTRY_KEYS = {"groups", "attributes", "owner", "state"}
 
 
+def directory_document(directory: Directory) -> dict:
+    """The directory as the plain data `load_directory` reads back into an equal Directory (JSON or YAML)."""
+
+    def entry(item: Identity | Group | Resource) -> dict:
+        out: dict = {}
+        if not isinstance(item, Resource) and item.groups:
+            out["groups"] = list(item.groups)
+        if item.attributes:
+            out["attributes"] = {k: list(v) if isinstance(v, tuple) else v for k, v in item.attributes.items()}
+        if item.owner is not None:
+            out["owner"] = item.owner
+        if isinstance(item, Identity) and item.state is not LifecycleState.ACTIVE:
+            out["state"] = item.state.value
+        return out
+
+    return {name: {k: entry(v) for k, v in getattr(directory, name).items()} for name in _SECTIONS}
+
+
 class _Bad(Exception):
     def __init__(self, path: str, message: str, hint: str | None = None):
         self.path, self.message, self.hint = path, message, hint

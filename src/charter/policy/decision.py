@@ -26,6 +26,10 @@ class Decision:
 
     `eligible` names an eligibility clause under which the subject could request access (on denies);
     `grant` is the id of the just-in-time or break-glass grant that allowed it.
+    `until` (POSIX seconds) is when the passing of time alone may change this answer for the same request
+    and revision: a grant's end, a clause's lapse; 0.0 when the answer turned on the time of the request
+    (a time-window condition, a clause not yet or no longer in force), None when only a new revision can
+    change it. Enforcement points cap a cached decision's life with it (charter.enforce.cache).
     """
 
     allowed: bool
@@ -37,6 +41,7 @@ class Decision:
     obligations: tuple[str, ...] = ()
     eligible: int | None = None
     grant: str | None = None
+    until: float | None = None
 
     @property
     def effect(self) -> str:

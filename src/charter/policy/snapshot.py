@@ -232,6 +232,7 @@ class Snapshot:
             (f"{grant.kind.value} grant {grant.id} under clause {grant.clause}",),
             active.obligations,
             grant=grant.id,
+            until=active.ends,
         )
 
     def _deny(self, principal: Principal, request: Request, failed: list[tuple[Rule, str]] | None) -> Decision:
@@ -257,6 +258,7 @@ class Snapshot:
             failed[0][0].clause if failed else None,
             tuple(reasons),
             eligible=eligible,
+            until=0.0 if failed else None,
         )
 
     def _eligible_clause(self, principal: Principal, request: Request) -> int | None:
@@ -350,7 +352,9 @@ def compile_snapshot(
         rule = _rule(clause.number, sentence, clause.origin.effective)
         rules.append(rule)
         if isinstance(sentence, ast.Permission):
-            rule.decision = Decision(True, Basis.PERMISSION, name, number, clause.number, (), _lapse_note(rule))
+            rule.decision = Decision(
+                True, Basis.PERMISSION, name, number, clause.number, (), _lapse_note(rule), until=_until(rule)
+            )
             targets = [permits]
         elif isinstance(sentence, ast.Prohibition):
             rule.decision = Decision(
@@ -360,6 +364,7 @@ def compile_snapshot(
                 number,
                 clause.number,
                 (f"forbidden by clause {clause.number}: {rule.text}",),
+                until=_until(rule),
             )
             _exemptions(rule, sentence)
             targets = [forbids]
@@ -522,6 +527,13 @@ def _exemptions(rule: Rule, prohibition: ast.Prohibition) -> None:
             assert exemption.subject is not None
             selectors.append(compile_selector(exemption.subject, format_subject(exemption.subject)))
     rule.exempt_selectors = tuple(selectors)
+
+
+def _until(rule: Rule) -> float | None:
+    """When time alone may change what this rule's ready decision says (Decision.until)."""
+    if any(condition.uses_time for condition in rule.conditions):
+        return 0.0
+    return None if rule.ends == NEVER else rule.ends
 
 
 def _lapsed(rule: Rule, now: float) -> str:

@@ -138,6 +138,9 @@ def create_app(
     from charter.web.scim import scim_routes  # SCIM 2.0 provisioning of users and groups (docs/scim.md)
 
     scim_routes(app)
+    from charter.web.enforce import enforcement_routes  # the replica's data, enforcement points' decision logs
+
+    enforcement_routes(app)
     return RevisionMiddleware(app, engine, max_body, _direct_endpoints(app))  # type: ignore[return-value]
 
 
