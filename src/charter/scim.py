@@ -124,7 +124,7 @@ class ProvisioningAdmin(Admin):
     def authorize(self, caller: Caller, action: str, resource: str, operation: str | None = None) -> Decision:
         if action in ("manage", "read"):
             decision = self.engine.snapshot.evaluate(
-                Request(caller.subject, action, resource, subject_type=caller.subject_type)
+                Request(caller.subject, action, resource, caller.context, caller.subject_type)
             )
             if decision.allowed:
                 return decision

@@ -65,7 +65,7 @@ def caller_from_token(engine, token: str) -> Caller:
         verified = engine.tokens.verify(token, engine.clock.now())
     except InvalidToken as error:
         raise TokenRefused(engine, token, error) from None
-    return Caller(verified.client_id, verified.subject_type, verified.subject)
+    return Caller(verified.client_id, verified.subject_type, verified.subject, verified.mfa)
 
 
 # --- the AuthZEN subject ---------------------------------------------------------------------------
