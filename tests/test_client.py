@@ -97,7 +97,6 @@ def test_an_access_token_is_a_caller_of_the_api(live):
     assert api.request("POST", "/access/v1/evaluation", credential=alice, json=_ask("alice")).status_code == 200
 
 
-
 def test_a_tokens_second_factor_counts_for_the_charters_mfa_clause(live):
     """erin is in "admins" (clause 10: must use MFA): her token meets it only when its sign-in used a code."""
     _, api = live
@@ -107,6 +106,7 @@ def test_a_tokens_second_factor_counts_for_the_charters_mfa_clause(live):
     assert without_code.status_code == 403 and without_code.json()["details"][0]["clause"] == 10
     with_code = api.get("/admin/v1/users/bob", credential=mint(engine, "erin", amr=("pwd", "otp")))
     assert with_code.status_code == 200, with_code.text
+
 
 def _ask(subject: str) -> dict:
     return {
