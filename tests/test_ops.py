@@ -274,3 +274,32 @@ def test_the_token_endpoint_answers_429_with_retry_after_past_its_failure_limit(
     assert value(scrape(api.http), "charter_auth_rate_limited_total", endpoint="token") >= 1
     oidc.clock.advance(__import__("datetime").timedelta(minutes=6))  # the window passes
     assert httpx.post(endpoint, data=form, auth=(service["client_id"], service["client_secret"])).status_code == 200
+
+
+# --- what schemathesis found (tests/test_schemathesis.py): each was a 500 ---------------------------------
+
+
+@SQLITE
+def test_a_null_groups_or_parents_keeps_the_current_ones_instead_of_failing(api):
+    api.ok("PUT", "/admin/v1/users/zoe", json={"groups": ["sre"]})
+    api.ok("PUT", "/admin/v1/users/zoe", json={"groups": None, "display_name": "Zoe"})
+    assert api.ok("GET", "/admin/v1/users/zoe")["groups"] == ["sre"]
+    api.ok("PUT", "/admin/v1/groups/g1", json={"parents": ["sre"]})
+    api.ok("PUT", "/admin/v1/groups/g1", json={"parents": None})
+    assert api.ok("GET", "/admin/v1/groups/g1")["parents"] == ["sre"]
+
+
+@SQLITE
+def test_numbers_too_large_for_the_store_are_refused_with_400_not_500(api):
+    huge = 2**64
+    for path in (
+        f"/admin/v1/users?offset={huge}",
+        f"/admin/v1/oauth-clients?offset={huge}",
+        f"/admin/v1/amendments/{huge}",
+        f"/admin/v1/charter/versions/{huge}",
+        f"/access/v1/events?once=true&after={huge}",
+    ):
+        response = api.get(path)
+        assert response.status_code == 400, (path, response.status_code, response.text)
+    stream = api.get("/access/v1/events?once=true", headers={"Last-Event-ID": str(huge)})
+    assert stream.status_code == 400

@@ -22,7 +22,7 @@ from typing import Annotated
 
 import anyio
 import orjson
-from fastapi import APIRouter, FastAPI, Query, Request, Security
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -705,7 +705,11 @@ def _done(done: admin_ops.Done, status: int = 200) -> Response:
 _LIMIT = Query(
     admin_ops.DEFAULT_LIMIT, ge=1, le=admin_ops.MAX_LIMIT, description="Items in the page (lists are sorted)"
 )
-_OFFSET = Query(0, ge=0, description="Items to skip")
+# Bounded so that it fits every store's integer (schemathesis: an offset past 2^63 made SQLite fail, a 500).
+MAX_OFFSET = 2**31 - 1
+_OFFSET = Query(0, ge=0, le=MAX_OFFSET, description="Items to skip")
+# A number in a path (an amendment's, a version's): past 2^63 it failed in the store's driver (a 500).
+Number = Annotated[int, Path(ge=0, le=MAX_OFFSET)]
 _SUBJECT_TYPE = Query(None, description="With subject: only those of this identity (user, service or partner)")
 _SUBJECT = Query(None, description="With subject_type: only those of this identity")
 
@@ -1068,7 +1072,7 @@ def _amendment_routes(router: APIRouter, ops, run) -> None:
         summary="Replace a draft (its text, expectation updates and canary plan)",
         openapi_extra=_AMENDMENT_BODY,
     )
-    async def edit(number: int, request: Request) -> Response:
+    async def edit(number: Number, request: Request) -> Response:
         admin, caller = ops(request)
         body = await _amendment_body(request)
         if body.pop("draft", True) is not True:
@@ -1076,19 +1080,19 @@ def _amendment_routes(router: APIRouter, ops, run) -> None:
         return _done(await run(lambda: admin.edit_amendment(caller, number, body.pop("text"), **body)))
 
     @router.post("/amendments/{number}/propose", tags=["amendments"], summary="Propose a draft (checked again)")
-    async def submit(number: int, request: Request) -> Response:
+    async def submit(number: Number, request: Request) -> Response:
         admin, caller = ops(request)
         return _done(await run(admin.submit_amendment, caller, number))
 
     @router.get("/amendments/{number}", tags=["amendments"], summary="One amendment: status, quorum, verdicts, text")
-    async def get_amendment(number: int, request: Request) -> Response:
+    async def get_amendment(number: Number, request: Request) -> Response:
         admin, caller = ops(request)
         return _json(await run(admin.get_amendment, caller, number))
 
     @router.get(
         "/amendments/{number}/plan", tags=["amendments"], summary="Who gains and who loses what if it takes effect"
     )
-    async def plan(number: int, request: Request) -> Response:
+    async def plan(number: Number, request: Request) -> Response:
         admin, caller = ops(request)
         return _json(await run(admin.plan_amendment, caller, number))
 
@@ -1098,7 +1102,9 @@ def _amendment_routes(router: APIRouter, ops, run) -> None:
         summary="Replay the decision log against it: every decision that would flip, grouped by clause",
     )
     async def simulate(
-        number: int, request: Request, days: Annotated[int, Query(ge=1, le=3660)] = amendments.DEFAULT_SIMULATION_DAYS
+        number: Number,
+        request: Request,
+        days: Annotated[int, Query(ge=1, le=3660)] = amendments.DEFAULT_SIMULATION_DAYS,
     ) -> Response:
         admin, caller = ops(request)
         return _json(await run(admin.simulate_amendment, caller, number, days))
@@ -1107,7 +1113,7 @@ def _amendment_routes(router: APIRouter, ops, run) -> None:
         _verdict_route(router, ops, run, verdict)
 
     @router.post("/amendments/{number}/withdraw", tags=["amendments"], summary="Withdraw a pending amendment")
-    async def withdraw(number: int, request: Request) -> Response:
+    async def withdraw(number: Number, request: Request) -> Response:
         admin, caller = ops(request)
         return _done(await run(admin.withdraw_amendment, caller, number))
 
@@ -1141,7 +1147,7 @@ def _charter_file_routes(router: APIRouter, ops, run) -> None:
         return _json(await run(admin.list_versions, caller))
 
     @router.get("/charter/versions/{number}", tags=["charter"], summary="One consolidated version, as rendered")
-    async def get_version(number: int, request: Request) -> Response:
+    async def get_version(number: Number, request: Request) -> Response:
         admin, caller = ops(request)
         return _json(await run(admin.get_version, caller, number))
 
@@ -1159,7 +1165,7 @@ def _verdict_route(router: APIRouter, ops, run, verdict: str) -> None:
             }
         },
     )
-    async def decide(number: int, request: Request) -> Response:
+    async def decide(number: Number, request: Request) -> Response:
         admin, caller = ops(request)
         comment = None
         if await request.body():
