@@ -105,7 +105,7 @@ USERS = _users()
 
 @given(FILTERS, st.sampled_from(("Users", "Groups")), st.sampled_from((None, "userName", "meta.created", "nope")))
 @example('userName eq "alice" and emails[type eq "work"].value co "example"', "Users", None)
-@example('not (active pr) or title gt 1e999', "Users", "userName")
+@example("not (active pr) or title gt 1e999", "Users", "userName")
 @example('emails[value eq "x"', "Users", None)
 @example('userName eq "\\u0000"', "Users", None)
 def test_a_scim_filter_is_refused_with_a_scim_error_or_used_without_failing(text, kind, sort_by):

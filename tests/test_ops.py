@@ -303,3 +303,35 @@ def test_numbers_too_large_for_the_store_are_refused_with_400_not_500(api):
         assert response.status_code == 400, (path, response.status_code, response.text)
     stream = api.get("/access/v1/events?once=true", headers={"Last-Event-ID": str(huge)})
     assert stream.status_code == 400
+
+
+# --- CSRF ----------------------------------------------------------------------------------------------------
+
+
+@SQLITE
+def test_every_form_post_without_its_csrf_token_is_refused_and_changes_nothing(live):
+    """Every POST route that is a page form (not in the OpenAPI document), found from the app's routes so a
+    new form is covered as soon as it exists, refuses a signed-in browser's post without the token or with
+    another one; the session survives it (so /logout and sign-out-everywhere did nothing)."""
+    from starlette.routing import Route
+
+    oidc = running(live)
+    _, api = live
+    app = api.http.app
+    forms = sorted(
+        {
+            re.sub(r"\{[^}]+\}", "x", route.path)
+            for route in app.routes
+            if isinstance(route, Route) and "POST" in (route.methods or ()) and not route.include_in_schema
+        }
+    )
+    assert {"/login", "/logout", "/account/password", "/account/sign-out-everywhere"} <= set(forms)
+    with browser(oidc) as person:
+        sign_in(oidc, person, "alice", amr=("pwd",))
+        person.get("/account")  # sets the CSRF cookie
+        assert person.cookies.get("charter_csrf")
+        for path in [*forms, "/oauth/authorize"]:
+            for sent in ({}, {"csrf_token": "not-the-token"}):
+                response = person.post(path, data={"username": "alice", "password": "x", **sent})
+                assert response.status_code == 403, (path, sent, response.status_code)
+        assert person.get("/account").status_code == 200  # still signed in
