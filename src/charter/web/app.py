@@ -28,6 +28,8 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import PlainTextResponse, Response
 
@@ -368,6 +370,16 @@ def _errors(app: FastAPI) -> None:
         log.exception("unhandled error on %s %s (request %s)", request.method, request.url.path, REQUEST_ID.get())
         return json_error(500, "internal_error", "the server failed to answer this request; nothing was changed")
 
+    @app.exception_handler(DBAPIError)
+    async def store_error(request: Request, error: DBAPIError) -> Response:
+        if not store_unavailable(error):
+            return await unexpected(request, error)
+        return _store_away(request, error)
+
+    @app.exception_handler(PoolTimeout)
+    async def pool_timeout(request: Request, error: PoolTimeout) -> Response:
+        return _store_away(request, error)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> Response:
         return _invalid(error.errors()).response()
@@ -425,6 +437,24 @@ def _errors(app: FastAPI) -> None:
             for d in error.diagnostics
         ]
         return json_error(422, "charter_rejected", error.diagnostics[0].headline(), details)
+
+
+def store_unavailable(error: BaseException) -> bool:
+    """The store could not be reached or the connection broke (PostgreSQL restarting, the network away):
+    nothing was committed, and the same request may succeed later. Other database errors are bugs (500)."""
+    if isinstance(error, PoolTimeout):
+        return True
+    return isinstance(error, DBAPIError) and (
+        error.connection_invalidated or isinstance(error, OperationalError | InterfaceError)
+    )
+
+
+def _store_away(request: Request, error: BaseException) -> Response:
+    """503 naming the cause, with Retry-After; the details (host, port, the driver's message) go to the log only."""
+    cause = type(getattr(error, "orig", None) or error).__name__
+    log.warning("store unavailable on %s %s: %s", request.method, request.url.path, cause)
+    message = f"the store is unavailable ({cause}); nothing was changed, retry later"
+    return json_error(503, "store_unavailable", message, headers={"Retry-After": "1"})
 
 
 def _invalid(errors) -> ApiError:
