@@ -335,3 +335,29 @@ def test_every_form_post_without_its_csrf_token_is_refused_and_changes_nothing(l
                 response = person.post(path, data={"username": "alice", "password": "x", **sent})
                 assert response.status_code == 403, (path, sent, response.status_code)
         assert person.get("/account").status_code == 200  # still signed in
+
+
+# --- request size ------------------------------------------------------------------------------------------
+
+
+@SQLITE
+def test_the_body_limit_covers_scim_oauth_forms_and_pages_declared_or_streamed(api):
+    """RevisionMiddleware wraps the whole app: every route, SCIM and the OAuth form posts included, refuses a
+    body past the limit (1 MiB) with 413, whether its Content-Length says so or it streams without one."""
+    big = b"x" * (1024 * 1024 + 1)
+
+    def chunks():
+        for start in range(0, len(big), 64 * 1024):
+            yield big[start : start + 64 * 1024]
+
+    for path, kind in (
+        ("/scim/v2/Users", "application/scim+json"),
+        ("/oauth/token", "application/x-www-form-urlencoded"),
+        ("/login", "application/x-www-form-urlencoded"),
+        ("/access/v1/evaluation", "application/json"),
+        ("/admin/v1/clients", "application/json"),
+    ):
+        declared = api.post(path, content=big, headers={"Content-Type": kind})
+        assert declared.status_code == 413, (path, declared.status_code)
+        streamed = api.post(path, content=chunks(), headers={"Content-Type": kind})
+        assert streamed.status_code == 413, (path, "streamed", streamed.status_code)
