@@ -234,7 +234,8 @@ def _missing(sent, wanted: tuple) -> list:
 
 
 class RevisionMiddleware:
-    """Pure ASGI: refuse oversized bodies, honour Charter-Min-Revision, add Charter-Revision.
+    """Pure ASGI: refuse oversized bodies, honour Charter-Min-Revision, add Charter-Revision, the request id
+    and the security headers to every response; at INFO, one access log line per request (charter.logs).
 
     A POST to one of `direct`'s paths (the AuthZEN decision endpoints, the hot path) calls that route's
     endpoint straight from here, skipping FastAPI's per-request middleware, routing and dependency
@@ -298,7 +299,6 @@ class RevisionMiddleware:
                 REQUEST_ID.reset(token)
 
     async def _serve(self, scope, receive, send_with_revision, headers: dict, request_id: bytes) -> None:
-
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             return await json_error(413, "body_too_large", f"request bodies are limited to {self.max_body} bytes")(
