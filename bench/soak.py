@@ -157,7 +157,7 @@ def rss_mib(server) -> float:
     return _status_sum(server, "VmRSS:") / 1024
 
 
-def threads(server) -> int:
+def thread_count(server) -> int:
     """Threads of the server's whole process tree (the thread pool grows under load, and memory with it)."""
     return _status_sum(server, "Threads:")
 
@@ -224,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
                 if args.verbose and len(memory) % 5 == 1:
                     done = {name: len(kind.latencies) for name, kind in kinds.items()}
                     print(
-                        f"{memory[-1][0]:6.0f} s  RSS {memory[-1][1]:7.1f} MiB  threads {threads(server)}  {done}",
+                        f"{memory[-1][0]:6.0f} s  RSS {memory[-1][1]:7.1f} MiB  threads {thread_count(server)}  {done}",
                         flush=True,
                     )
                 time.sleep(min(SAMPLE_EVERY, max(0.0, until - time.monotonic())))
