@@ -40,6 +40,7 @@ class Bench:
 SUITE = (
     Bench("parse", ("--clauses", "1000", "--repeat", "1"), r"^\| parse \(tokenizing"),
     Bench("pdp", ("--requests", "2000", "--shape", "a"), r"charter.*p50|^\| charter"),
+    Bench("metrics_overhead", ("--requests", "50000", "--repeat", "3"), r"^\| overhead"),
     Bench("compile", ("--users", "5000", "--groups", "500", "--repeat", "1"), r"compile|snapshot"),
     Bench("refresh", ("--users", "5000", "--groups", "500", "--writes", "20"), r"incremental|p50"),
     Bench("token_verify", ("--tokens", "2000", "--repeats", "1"), r"per s|/s|µs"),

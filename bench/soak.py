@@ -10,7 +10,7 @@ Four kinds of traffic, each from its own thread with its own connection, at a fi
 
 Reported: requests and errors per kind (an error is any answer other than the expected status, or a transport
 failure), throughput, p50/p99 latency, and the server's resident memory (its whole process tree) sampled
-every 2 s: the median of the minute after a warm-up (--warm-up, 120 s: the thread pool and the allocator's
+every 2 s: the median of the minute after a warm-up (--warm-up, 120 s: pools, caches and the allocator's
 arenas fill first) against the last minute's, and the trend. Exit status 1 when any request failed or memory
 grew by more than --max-growth (a leak), never because of a speed.
 
@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         "--warm-up",
         type=float,
         default=120.0,
-        help="seconds before the reference minute (the thread pool, malloc arenas and caches fill; default 120)",
+        help="seconds before the reference minute (pools, caches and malloc arenas fill; default 120)",
     )
     parser.add_argument("--max-growth", type=float, default=0.2, help="memory growth that counts as a leak")
     parser.add_argument("--database-url", help="PostgreSQL store (default: a fresh SQLite store)")
