@@ -66,7 +66,7 @@ def main() -> None:
         for request in requests:
             meter.evaluate(snap, request)
         metered_best = min(metered_best, (time.perf_counter_ns() - started) / len(requests))
-    assert sum(meter.counts.values()) == args.requests * args.repeat, "a decision was not counted"
+    assert meter.total() == args.requests * args.repeat, "a decision was not counted"
     print(f"metrics overhead, Python {platform.python_version()}, {args.requests:,} decisions x {args.repeat}")
     print("| path | ns per decision |")
     print("|---|---:|")

@@ -17,9 +17,11 @@ Three kinds, by what they cost:
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -73,25 +75,27 @@ class DecisionMeter:
     count, never corrupt the dict.
     """
 
-    __slots__ = ("counts", "seen")
+    __slots__ = ("allows", "denies", "ticket")
 
     def __init__(self) -> None:
-        self.counts: dict[tuple[bool, int | None], int] = {}
-        self.seen = 0
+        self.allows: defaultdict[int | None, int] = defaultdict(int)  # by deciding clause (None: no clause)
+        self.denies: defaultdict[int | None, int] = defaultdict(int)
+        self.ticket = itertools.count(1)
 
     def evaluate(self, snapshot, request):
-        """`snapshot.evaluate(request)`, counted (and, one time in 64, timed)."""
-        self.seen += 1
-        if self.seen & SAMPLE_MASK:
+        """`snapshot.evaluate(request)`, counted (and, one time in 64, timed). Costs about 0.2 µs a decision
+        (bench/metrics_overhead.py): two dicts keyed by the clause number, no tuple, no lock."""
+        if next(self.ticket) & SAMPLE_MASK:
             decision = snapshot.evaluate(request)
         else:
             started = time.perf_counter_ns()
             decision = snapshot.evaluate(request)
             DECISION_SECONDS.observe((time.perf_counter_ns() - started) / 1e9)
-        key = (decision.allowed, decision.clause)
-        counts = self.counts
-        counts[key] = counts.get(key, 0) + 1
+        (self.allows if decision.allowed else self.denies)[decision.clause] += 1
         return decision
+
+    def total(self) -> int:
+        return sum(self.allows.values()) + sum(self.denies.values())
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         decisions = CounterMetricFamily(
@@ -102,11 +106,12 @@ class DecisionMeter:
         denies = CounterMetricFamily(
             "charter_denies", "AuthZEN decisions that denied, by deciding clause.", labels=["clause"]
         )
-        for (allowed, clause), count in sorted(self.counts.copy().items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
-            label = "none" if clause is None else str(clause)
-            decisions.add_metric(["allow" if allowed else "deny", label], count)
-            if not allowed:
-                denies.add_metric([label], count)
+        for effect, counts in (("allow", self.allows), ("deny", self.denies)):
+            for clause, count in sorted(counts.copy().items(), key=lambda item: item[0] or 0):
+                label = "none" if clause is None else str(clause)
+                decisions.add_metric([effect, label], count)
+                if effect == "deny":
+                    denies.add_metric([label], count)
         yield decisions
         yield denies
 
