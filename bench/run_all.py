@@ -38,7 +38,7 @@ class Bench:
 
 
 SUITE = (
-    Bench("parse", ("--clauses", "1000", "--repeat", "1"), r"^\| parse \(tokenizing"),
+    Bench("parse", ("--clauses", "1000", "--repeat", "1"), r"^\| parse\s+\|"),
     Bench("pdp", ("--requests", "2000", "--shape", "a"), r"charter.*p50|^\| charter"),
     Bench("metrics_overhead", ("--requests", "50000", "--repeat", "3"), r"^\| overhead"),
     Bench("compile", ("--users", "5000", "--groups", "500", "--repeat", "1"), r"^compile under"),
@@ -85,7 +85,7 @@ def run(bench: Bench, logs: Path) -> Result:
 
 
 def headline(output: str, pattern: str) -> str:
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    lines = [line.strip().replace("│", "|") for line in output.splitlines() if line.strip()]
     wanted = re.compile(pattern)
     chosen = next((line for line in lines if wanted.search(line)), lines[-1] if lines else "")
     chosen = re.sub(r"\s*\|\s*", " | ", chosen).strip(" |")
