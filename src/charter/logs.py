@@ -23,7 +23,9 @@ import orjson
 from charter.audit.trail import REQUEST_ID
 
 REDACTED = "[redacted]"
+# A record's own attributes (and uvicorn's coloured copy of its message): what is left are the caller's fields.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+_STANDARD.add("color_message")
 _SECRET_NAME = re.compile(r"pass(word)?|secret|token|authorization|cookie|credential|^code$|api[_-]?key", re.I)
 _PATTERNS = [
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 " + REDACTED),
