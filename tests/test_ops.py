@@ -361,3 +361,45 @@ def test_the_body_limit_covers_scim_oauth_forms_and_pages_declared_or_streamed(a
         assert declared.status_code == 413, (path, declared.status_code)
         streamed = api.post(path, content=chunks(), headers={"Content-Type": kind})
         assert streamed.status_code == 413, (path, "streamed", streamed.status_code)
+
+
+# --- NUL characters on PostgreSQL (found after schemathesis, which runs on SQLite) ----------------------------
+
+POSTGRES = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+
+
+@POSTGRES
+def test_a_value_postgresql_cannot_hold_is_a_400_not_a_500_and_writes_nothing(api):
+    """PostgreSQL text cannot hold a NUL character; each of these was a 500 with the driver's error."""
+    before = api.stored_revision()
+    refused = [
+        api.put("/admin/v1/users/zz", json={"display_name": "a\u0000b"}),
+        api.get("/admin/v1/users/a%00b"),
+        api.post("/admin/v1/clients", json={"name": "x\u0000", "subject_type": "user", "subject": "alice"}),
+        api.get("/admin/v1/audit/audit?action=a%00b"),
+    ]
+    for response in refused:
+        assert response.status_code == 400, (response.request.url, response.text)
+        assert response.json()["error"] == "invalid_request"
+    scim = api.post(
+        "/scim/v2/Users",
+        json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "n\u0000ul"},
+        headers={"Content-Type": "application/scim+json"},
+    )
+    assert scim.status_code == 400 and scim.json()["scimType"] == "invalidValue", scim.text
+    assert api.stored_revision() == before
+    assert api.get("/admin/v1/users/zz").status_code == 404
+
+
+@POSTGRES
+def test_a_decision_about_a_name_with_a_nul_is_logged_and_does_not_stop_the_decision_log(api):
+    """One such decision made every batch holding it fail on PostgreSQL, and the log stopped writing."""
+    decision_log = api.http.app.state.decision_log
+    before = decision_log.written
+    for subject in ("alice", "a\u0000b", "bob"):
+        api.ok("POST", "/access/v1/evaluation", json=evaluation(subject, "delete", "prod/x"))
+    decision_log.flush()
+    assert decision_log.last_error is None, decision_log.last_error
+    assert decision_log.written - before == 3 and decision_log.pending == 0
+    logged = api.ok("GET", "/admin/v1/audit/decisions", params={"limit": 5})["items"]
+    assert any("a\ufffdb" in item["actor"] for item in logged), logged

@@ -28,7 +28,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import PlainTextResponse, Response
@@ -372,6 +372,8 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def store_error(request: Request, error: DBAPIError) -> Response:
+        if isinstance(error, DataError):  # a value the store cannot hold (a NUL character on PostgreSQL)
+            return _unstorable(error)
         if not store_unavailable(error):
             return await unexpected(request, error)
         return _store_away(request, error)
@@ -447,6 +449,13 @@ def store_unavailable(error: BaseException) -> bool:
     return isinstance(error, DBAPIError) and (
         error.connection_invalidated or isinstance(error, OperationalError | InterfaceError)
     )
+
+
+def _unstorable(error: DataError) -> Response:
+    """400: the request carried a value the store refuses (nothing was written: the change's transaction
+    rolled back). The driver's message names the problem, never the values."""
+    cause = str(getattr(error, "orig", None) or "").splitlines()[0][:200] or "a value was refused"
+    return json_error(400, "invalid_request", f"the store cannot hold a value of this request: {cause}")
 
 
 def _store_away(request: Request, error: BaseException) -> Response:

@@ -14,6 +14,7 @@ import orjson
 from fastapi import APIRouter, FastAPI, Request
 from scim2_models import Context, Error, ListResponse, Schema, SCIMException
 from scim2_models import ResourceType as ScimResourceType
+from sqlalchemy.exc import DataError
 from starlette.responses import Response
 
 from charter import admin as admin_ops
@@ -213,5 +214,8 @@ def _scim_errors(route: Callable[..., Awaitable[Response]]) -> Callable[..., Awa
             return _error(409, str(error), "uniqueness" if "duplicate" in str(error) else None)
         except admin_ops.Invalid as error:
             return _error(400, str(error), "invalidValue")
+        except DataError as error:  # a value the store cannot hold (a NUL character on PostgreSQL)
+            cause = str(error.orig or "").splitlines()[0][:200] if error.orig else "a value was refused"
+            return _error(400, f"the store cannot hold a value of this request: {cause}", "invalidValue")
 
     return answer
