@@ -403,3 +403,12 @@ def test_a_decision_about_a_name_with_a_nul_is_logged_and_does_not_stop_the_deci
     assert decision_log.written - before == 3 and decision_log.pending == 0
     logged = api.ok("GET", "/admin/v1/audit/decisions", params={"limit": 5})["items"]
     assert any("a\ufffdb" in item["actor"] for item in logged), logged
+
+
+@SQLITE
+def test_a_scim_resource_with_a_non_latin_name_is_served_with_a_percent_encoded_location(api):
+    """schemathesis (100 examples): GET /scim/v2/Groups/熸 was a 500, the Location header not being Latin-1."""
+    api.ok("PUT", "/admin/v1/groups/熸", json={})
+    response = api.get("/scim/v2/Groups/熸")
+    assert response.status_code == 200, response.text
+    assert response.headers["location"].endswith("/Groups/%E7%86%B8")

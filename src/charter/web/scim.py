@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
+from urllib.parse import quote
 
 import anyio
 import orjson
@@ -158,7 +159,9 @@ def _answer(body: dict, status: int = 200, headers: dict | None = None) -> Respo
 
 
 def _resource(resource, context: Context, shown, status: int = 200) -> Response:
-    headers = {"ETag": resource.meta.version, "Location": resource.meta.location}
+    # A header is Latin-1: a name such as "熸" would fail to encode (a 500), so the Location is percent-encoded.
+    location = quote(resource.meta.location, safe=":/?#[]@!$&'()*+,;=%")
+    headers = {"ETag": resource.meta.version, "Location": location}
     return _answer(resource.model_dump(scim_ctx=context, response_parameters=shown), status, headers)
 
 
