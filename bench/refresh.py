@@ -11,6 +11,10 @@ answered once this engine's snapshot has it (`catch_up`), and prints how each re
 
 from __future__ import annotations
 
+import benchkit  # noqa: F401  (keeps bench/ off sys.path: charter.metrics imports prometheus_client, which needs http)
+
+# isort: split
+
 import argparse
 import datetime as dt
 import os

@@ -252,7 +252,7 @@ class Admin:
         row.attributes = dict(fields.get("attributes") or {})  # type: ignore[arg-type]
         row.updated_at = now
         session.flush()
-        if "groups" in fields:
+        if fields.get("groups") is not None:  # absent or null: the current groups stay
             self._set_groups(session, row, list(fields["groups"]))  # type: ignore[arg-type]
             session.flush()
         change.details["after"] = _identity_audit_view(session, row)
@@ -308,7 +308,7 @@ class Admin:
             row.attributes = dict(fields.get("attributes") or {})  # type: ignore[arg-type]
             row.updated_at = now
             session.flush()
-            if "parents" in fields:
+            if fields.get("parents") is not None:  # absent or null: the current parents stay
                 self._set_parents(session, row, list(fields["parents"]))  # type: ignore[arg-type]
             change.details["after"] = _group_audit_view(session, row)
         return Done(change.revision, {"name": name})

@@ -18,13 +18,14 @@ import datetime as dt
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping
 from functools import cached_property
 
 from sqlalchemy import Engine as DbEngine
 from sqlalchemy import select
 
-from charter import amendments, charters, clients, incremental
+from charter import amendments, charters, clients, incremental, metrics
 from charter.audit.trail import AuditTrail
 from charter.clock import Clock, SystemClock
 from charter.directory import repository
@@ -107,6 +108,7 @@ class Engine:
             return self._rebuild()
 
     def _rebuild(self) -> Snapshot:
+        started = time.perf_counter()
         now = self.clock.now().astimezone(dt.UTC)
         today = now.date()
         with self.sessions() as session:
@@ -145,6 +147,7 @@ class Engine:
             self.tokens = TokenVerifier(self.keyring, self.issuer, revoked, subjects=snapshot)
             self._built_on = today
             self._changed.notify_all()
+        metrics.snapshot_built("full", revision, time.perf_counter() - started)
         return snapshot
 
     def refresh_if_stale(self) -> bool:
@@ -163,6 +166,7 @@ class Engine:
         basis = self._basis
         if basis is None:
             return False
+        started = time.perf_counter()
         try:
             with self.sessions() as session:
                 if is_postgres(self.db):
@@ -183,6 +187,7 @@ class Engine:
             self.snapshot = snapshot
             self.tokens = tokens  # a token's subject must be an active principal of this snapshot
             self._changed.notify_all()
+        metrics.snapshot_built("incremental", snapshot.revision, time.perf_counter() - started)
         return True
 
     # --- waiting -----------------------------------------------------------------------------

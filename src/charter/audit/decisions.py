@@ -345,6 +345,12 @@ def exchange_decisions(item: tuple) -> list[tuple]:
     return decisions
 
 
+def storable(text: str) -> str:
+    """`text` as a text column can hold it: PostgreSQL refuses NUL characters, and one decision about a subject
+    named with one made every batch that held it fail, so the log stopped writing. NUL becomes U+FFFD."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
 def row_fields(item: tuple) -> store.Fields:
     """A queued decision as `store.append_fields` takes it: what `_entry` would write, without an Entry."""
     (
@@ -394,9 +400,9 @@ def row_fields(item: tuple) -> store.Fields:
         details["context"] = context
     return (
         moment // 1000,
-        f"{subject_type}:{subject}",
-        action,
-        resource,
+        storable(f"{subject_type}:{subject}"),
+        storable(action),
+        storable(resource),
         "allow" if allowed else "deny",
         version,
         clause,

@@ -101,14 +101,15 @@ def _aware(moment: dt.datetime) -> dt.datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
-def rate_from_env() -> tuple[int, dt.timedelta]:
-    """CHARTER_LOGIN_RATE as `N/SECONDS`, or with a unit: `20/5m`, `100/1h` (failed attempts per address)."""
-    text = os.environ.get(RATE_ENVIRONMENT, "").strip()
+def rate_from_env(variable: str = RATE_ENVIRONMENT) -> tuple[int, dt.timedelta]:
+    """CHARTER_LOGIN_RATE (or `variable`, e.g. CHARTER_TOKEN_RATE) as `N/SECONDS`, or with a unit: `20/5m`,
+    `100/1h` (failed attempts per address)."""
+    text = os.environ.get(variable, "").strip()
     if not text:
         return DEFAULT_RATE
     match = _RATE.match(text)
     if match is None or int(match.group(1)) < 1 or int(match.group(2)) < 1:
-        raise SystemExit(f"{RATE_ENVIRONMENT} must read like 20/5m (failed attempts per window), found {text!r}")
+        raise SystemExit(f"{variable} must read like 20/5m (failed attempts per window), found {text!r}")
     seconds = int(match.group(2)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(3)]
     return int(match.group(1)), dt.timedelta(seconds=seconds)
 

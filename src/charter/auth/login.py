@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from charter import metrics
 from charter.auth import lockout, passwords, sessions, totp
 from charter.auth.sessions import SignedIn
 from charter.engine import Engine
@@ -98,6 +99,10 @@ class Authn:
     # --- the steps ---------------------------------------------------------------------------------
 
     def password(self, name: str, password: str, source: str, user_agent: str | None = None) -> Outcome:
+        """The password step (counted in charter_auth_attempts_total / _successes_total, method "password")."""
+        return _counted("password", self._password(name, password, source, user_agent))
+
+    def _password(self, name: str, password: str, source: str, user_agent: str | None = None) -> Outcome:
         account = lockout.account_key(name)
         limited = self._rate_limited(account, source, "password")
         if limited is not None:
@@ -137,6 +142,9 @@ class Authn:
 
     def second_factor(self, user: str, code: str, source: str, user_agent: str | None = None) -> Outcome:
         """A TOTP code (6 digits) or a recovery code, after the password step for `user`."""
+        return _counted("second_factor", self._second_factor(user, code, source, user_agent))
+
+    def _second_factor(self, user: str, code: str, source: str, user_agent: str | None = None) -> Outcome:
         account = lockout.account_key(user)
         limited = self._rate_limited(account, source, "mfa")
         if limited is not None:
@@ -309,3 +317,13 @@ def set_password_by_admin(admin, caller, name: str, password: object):
         passwords.set_password(change.session, name, password, admin.now(), must_change=True)
         change.details.update(user=name, must_change=True)
     return admin_ops.Done(change.revision, {"user": name, "must_change": True})
+
+
+def _counted(method: str, outcome: Outcome) -> Outcome:
+    """Raise the authentication metrics for one attempt at a sign-in step and its outcome."""
+    metrics.AUTH_ATTEMPTS.labels(method).inc()
+    if outcome.kind == "rate_limited":
+        metrics.AUTH_RATE_LIMITED.labels("login").inc()
+    elif outcome.kind != "refused":
+        metrics.AUTH_SUCCESSES.labels(method).inc()
+    return outcome

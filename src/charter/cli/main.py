@@ -274,6 +274,8 @@ def serve_command(host: str, port: int, workers: int) -> None:
     """Serve the API (AuthZEN decisions, admin) on the embedded default or CHARTER_DATABASE_URL."""
     import uvicorn
 
+    from charter import logs
+
     engine, result = _initialize()
     _announce_credential(result)
     base = f"http://{host}:{port}"
@@ -287,7 +289,8 @@ def serve_command(host: str, port: int, workers: int) -> None:
         host=host,
         port=port,
         workers=workers,
-        log_level="warning",
+        log_config=logs.uvicorn_config(),  # JSON lines with request ids, secrets removed (charter.logs)
+        log_level=logs.level_from_env().lower(),
         access_log=False,  # at "warning" each request still built its log arguments, then dropped the line
         http="httptools",
         loop="uvloop",

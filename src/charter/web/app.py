@@ -9,35 +9,53 @@ R or later; every response says the revision it was answered from in
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import inspect
 import logging
+import os
+import re
 import secrets
+import time
+from functools import partial
 from typing import Annotated
 
 import anyio
 import orjson
-from fastapi import APIRouter, FastAPI, Query, Request, Security
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
+from sqlalchemy import text
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import PlainTextResponse, Response
 
 from charter import admin as admin_ops
-from charter import amendments, charters
+from charter import amendments, charters, metrics
 from charter.audit.decisions import DecisionLog, enabled_from_env, settings_from_env
 from charter.audit.maintenance import AuditMaintenance
 from charter.audit.trail import REQUEST_ID
 from charter.clients import Caller, verify
 from charter.engine import Engine
+from charter.metrics import DECISIONS
 from charter.scheduler import AmendmentScheduler
 from charter.web import authzen, tokens
 from charter.web.errors import ApiError, json_error
 from charter.webhook_delivery import WebhookDeliverer
 
 log = logging.getLogger("charter.web")
+ACCESS_LOG = logging.getLogger("charter.access")  # one line per request at INFO (charter.logs)
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=-]{1,128}")  # a caller's X-Request-Id is used only when like this
+# On every response (pages add a CSP of their own): no MIME sniffing, no framing, no referrer leaks.
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+)
+HSTS = ((b"strict-transport-security", b"max-age=31536000; includeSubDomains"),)
 MAX_BODY = 1024 * 1024
 MIN_REVISION_WAIT = 2.0
 
@@ -77,6 +95,8 @@ def create_app(
     reviews = Reviews(admin)
     review_sweeper = ReviewSweeper(reviews)
     deliverer = WebhookDeliverer(engine)  # sends the webhooks' queued deliveries (docs/notifications.md)
+    store_gauges = metrics.StoreGauges(partial(_store_figures, engine), metrics_interval())
+    metrics.install(store_gauges, decision_log)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -88,11 +108,13 @@ def create_app(
             scheduler.start()
             review_sweeper.start()
             deliverer.start()
+            store_gauges.start()
         if freeze_gc:
             gc.collect()
             gc.freeze()
         yield
         if start_engine:
+            store_gauges.stop()
             review_sweeper.stop()
             deliverer.stop()
             scheduler.stop()
@@ -113,7 +135,9 @@ def create_app(
     app.state.decision_log = decision_log
     app.state.reviews = reviews
     app.state.deliverer = deliverer
+    app.state.store_gauges = store_gauges
     _errors(app)
+    _health_routes(app, engine)
     _authzen_routes(app, engine, decision_log)
     from charter.web.search import search_routes  # the AuthZEN search APIs
 
@@ -144,6 +168,59 @@ def create_app(
     return RevisionMiddleware(app, engine, max_body, _direct_endpoints(app))  # type: ignore[return-value]
 
 
+def metrics_interval() -> float:
+    """CHARTER_METRICS_INTERVAL: seconds between reads of the store's gauges (default 15)."""
+    text = os.environ.get("CHARTER_METRICS_INTERVAL", "").strip()
+    try:
+        seconds = float(text) if text else 15.0
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise SystemExit(f"CHARTER_METRICS_INTERVAL must be a number of seconds above 0, found {text!r}")
+    return seconds
+
+
+def _store_figures(engine: Engine) -> metrics.StoreFigures:
+    rotation = engine.snapshot.auth.service_credentials
+    with engine.sessions() as session:
+        return metrics.read_figures(
+            session, engine.clock.now().astimezone(dt.UTC), rotation.value if rotation else None
+        )
+
+
+READY_TIMEOUT = 2.0
+
+
+def _health_routes(app: FastAPI, engine: Engine) -> None:
+    """`/healthz`: the process answers. `/readyz`: a snapshot is loaded and the store answers within
+    READY_TIMEOUT seconds; 503 naming what is not ready otherwise (a load balancer's readiness probe)."""
+
+    @app.get("/healthz", tags=["health"], summary="Liveness: the process answers")
+    async def healthz() -> Response:
+        return _json({"status": "ok"})
+
+    @app.get("/readyz", tags=["health"], summary="Readiness: snapshot loaded and store reachable (503 otherwise)")
+    async def readyz() -> Response:
+        revision = engine.snapshot.revision
+        problems = []
+        if revision < 0:
+            problems.append("no snapshot loaded yet")
+        try:
+            with anyio.fail_after(READY_TIMEOUT):
+                await anyio.to_thread.run_sync(_ping, engine, abandon_on_cancel=True)
+        except TimeoutError:
+            problems.append(f"the store did not answer within {READY_TIMEOUT:g} s")
+        except Exception as error:
+            problems.append(f"the store is unreachable: {type(error).__name__}")
+        body = {"status": "ready" if not problems else "not ready", "revision": revision, "problems": problems}
+        return _json(body, 200 if not problems else 503)
+
+
+def _ping(engine: Engine) -> None:
+    with engine.db.connect() as connection:
+        connection.execute(text("select 1"))
+
+
 def _shut_down(engine: Engine, decision_log: DecisionLog | None) -> None:
     """Drain the decision log, sign the heads of the audit chains, stop the engine. Each step is tried."""
     try:
@@ -156,8 +233,15 @@ def _shut_down(engine: Engine, decision_log: DecisionLog | None) -> None:
         engine.stop()
 
 
+def _missing(sent, wanted: tuple) -> list:
+    """The headers of `wanted` whose names the response did not set itself (a page sets its own)."""
+    names = {name.lower() for name, _ in sent}
+    return [header for header in wanted if header[0] not in names]
+
+
 class RevisionMiddleware:
-    """Pure ASGI: refuse oversized bodies, honour Charter-Min-Revision, add Charter-Revision.
+    """Pure ASGI: refuse oversized bodies, honour Charter-Min-Revision, add Charter-Revision, the request id
+    and the security headers to every response; at INFO, one access log line per request (charter.logs).
 
     A POST to one of `direct`'s paths (the AuthZEN decision endpoints, the hot path) calls that route's
     endpoint straight from here, skipping FastAPI's per-request middleware, routing and dependency
@@ -178,19 +262,49 @@ class RevisionMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
-        # AuthZEN: a request's identifier is echoed in its response. One is made up when none is sent, so
-        # every answer and every audit record of the request carries one the caller can be told.
-        request_id = headers.get(b"x-request-id") or secrets.token_hex(8).encode()
+        # AuthZEN: a request's identifier is echoed in its response. One is made up when none is sent (or the
+        # one sent is not short and plain), so every answer, log line and audit record of the request
+        # carries one the caller can be told.
+        request_id = headers.get(b"x-request-id", b"")
+        if not _REQUEST_ID.fullmatch(request_id):
+            request_id = secrets.token_hex(8).encode()
+        access = ACCESS_LOG.isEnabledFor(logging.INFO)
+        started = time.perf_counter() if access else 0.0
+        status = 0
 
         async def send_with_revision(message):
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
+                sent = message.get("headers", [])
                 message["headers"] = [
-                    *message.get("headers", []),
+                    *sent,
                     (b"charter-revision", str(self.engine.snapshot.revision).encode()),
                     (b"x-request-id", request_id),
+                    *_missing(sent, SECURITY_HEADERS + (HSTS if scope.get("scheme") == "https" else ())),
                 ]
             await send(message)
 
+        try:
+            await self._serve(scope, receive, send_with_revision, headers, request_id)
+        finally:
+            if access:
+                token = REQUEST_ID.set(request_id.decode("latin-1"))
+                ACCESS_LOG.info(
+                    "%s %s %s",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "ms": round((time.perf_counter() - started) * 1000, 3),
+                    },
+                )
+                REQUEST_ID.reset(token)
+
+    async def _serve(self, scope, receive, send_with_revision, headers: dict, request_id: bytes) -> None:
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             return await json_error(413, "body_too_large", f"request bodies are limited to {self.max_body} bytes")(
@@ -262,6 +376,18 @@ def _errors(app: FastAPI) -> None:
         log.exception("unhandled error on %s %s (request %s)", request.method, request.url.path, REQUEST_ID.get())
         return json_error(500, "internal_error", "the server failed to answer this request; nothing was changed")
 
+    @app.exception_handler(DBAPIError)
+    async def store_error(request: Request, error: DBAPIError) -> Response:
+        if isinstance(error, DataError):  # a value the store cannot hold (a NUL character on PostgreSQL)
+            return _unstorable(error)
+        if not store_unavailable(error):
+            return await unexpected(request, error)
+        return _store_away(request, error)
+
+    @app.exception_handler(PoolTimeout)
+    async def pool_timeout(request: Request, error: PoolTimeout) -> Response:
+        return _store_away(request, error)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> Response:
         return _invalid(error.errors()).response()
@@ -319,6 +445,31 @@ def _errors(app: FastAPI) -> None:
             for d in error.diagnostics
         ]
         return json_error(422, "charter_rejected", error.diagnostics[0].headline(), details)
+
+
+def store_unavailable(error: BaseException) -> bool:
+    """The store could not be reached or the connection broke (PostgreSQL restarting, the network away):
+    nothing was committed, and the same request may succeed later. Other database errors are bugs (500)."""
+    if isinstance(error, PoolTimeout):
+        return True
+    return isinstance(error, DBAPIError) and (
+        error.connection_invalidated or isinstance(error, OperationalError | InterfaceError)
+    )
+
+
+def _unstorable(error: DataError) -> Response:
+    """400: the request carried a value the store refuses (nothing was written: the change's transaction
+    rolled back). The driver's message names the problem, never the values."""
+    cause = str(getattr(error, "orig", None) or "").splitlines()[0][:200] or "a value was refused"
+    return json_error(400, "invalid_request", f"the store cannot hold a value of this request: {cause}")
+
+
+def _store_away(request: Request, error: BaseException) -> Response:
+    """503 naming the cause, with Retry-After; the details (host, port, the driver's message) go to the log only."""
+    cause = type(getattr(error, "orig", None) or error).__name__
+    log.warning("store unavailable on %s %s: %s", request.method, request.url.path, cause)
+    message = f"the store is unavailable ({cause}); nothing was changed, retry later"
+    return json_error(503, "store_unavailable", message, headers={"Retry-After": "1"})
 
 
 def _invalid(errors) -> ApiError:
@@ -433,7 +584,7 @@ def _authzen_routes(app: FastAPI, engine: Engine, decision_log: DecisionLog | No
             return await tokens.evaluate(engine, record, caller, body, many=False)
         request_ = authzen.to_request(body)
         snapshot = engine.snapshot
-        return await answer_one(request, caller, snapshot.evaluate(request_), snapshot.revision)
+        return await answer_one(request, caller, DECISIONS.evaluate(snapshot, request_), snapshot.revision)
 
     @app.post(
         "/access/v1/evaluations",
@@ -453,14 +604,15 @@ def _authzen_routes(app: FastAPI, engine: Engine, decision_log: DecisionLog | No
         defaults = {key: body[key] for key in authzen.EVALUATION_KEYS if key in body}
         snapshot = engine.snapshot
         if items is None:  # absent or empty: a single evaluation, answered with a single decision
-            return await answer_one(request, caller, snapshot.evaluate(authzen.to_request(defaults)), snapshot.revision)
+            decision = DECISIONS.evaluate(snapshot, authzen.to_request(defaults))
+            return await answer_one(request, caller, decision, snapshot.revision)
         requests = [
             authzen.to_request(authzen.merged(defaults, item, i), f"evaluations[{i}]") for i, item in enumerate(items)
         ]
         results = []
         keep = False
         for request_ in requests:
-            decision = snapshot.evaluate(request_)
+            decision = DECISIONS.evaluate(snapshot, request_)
             keep = keep or not decision.allowed or decision.grant is not None
             results.append(authzen.decision_json(decision, snapshot.revision))
             if (semantic == "deny_on_first_deny" and not decision.allowed) or (
@@ -598,7 +750,11 @@ def _done(done: admin_ops.Done, status: int = 200) -> Response:
 _LIMIT = Query(
     admin_ops.DEFAULT_LIMIT, ge=1, le=admin_ops.MAX_LIMIT, description="Items in the page (lists are sorted)"
 )
-_OFFSET = Query(0, ge=0, description="Items to skip")
+# Bounded so that it fits every store's integer (schemathesis: an offset past 2^63 made SQLite fail, a 500).
+MAX_OFFSET = 2**31 - 1
+_OFFSET = Query(0, ge=0, le=MAX_OFFSET, description="Items to skip")
+# A number in a path (an amendment's, a version's): past 2^63 it failed in the store's driver (a 500).
+Number = Annotated[int, Path(ge=0, le=MAX_OFFSET)]
 _SUBJECT_TYPE = Query(None, description="With subject: only those of this identity (user, service or partner)")
 _SUBJECT = Query(None, description="With subject_type: only those of this identity")
 
@@ -961,7 +1117,7 @@ def _amendment_routes(router: APIRouter, ops, run) -> None:
         summary="Replace a draft (its text, expectation updates and canary plan)",
         openapi_extra=_AMENDMENT_BODY,
     )
-    async def edit(number: int, request: Request) -> Response:
+    async def edit(number: Number, request: Request) -> Response:
         admin, caller = ops(request)
         body = await _amendment_body(request)
         if body.pop("draft", True) is not True:
@@ -969,19 +1125,19 @@ def _amendment_routes(router: APIRouter, ops, run) -> None:
         return _done(await run(lambda: admin.edit_amendment(caller, number, body.pop("text"), **body)))
 
     @router.post("/amendments/{number}/propose", tags=["amendments"], summary="Propose a draft (checked again)")
-    async def submit(number: int, request: Request) -> Response:
+    async def submit(number: Number, request: Request) -> Response:
         admin, caller = ops(request)
         return _done(await run(admin.submit_amendment, caller, number))
 
     @router.get("/amendments/{number}", tags=["amendments"], summary="One amendment: status, quorum, verdicts, text")
-    async def get_amendment(number: int, request: Request) -> Response:
+    async def get_amendment(number: Number, request: Request) -> Response:
         admin, caller = ops(request)
         return _json(await run(admin.get_amendment, caller, number))
 
     @router.get(
         "/amendments/{number}/plan", tags=["amendments"], summary="Who gains and who loses what if it takes effect"
     )
-    async def plan(number: int, request: Request) -> Response:
+    async def plan(number: Number, request: Request) -> Response:
         admin, caller = ops(request)
         return _json(await run(admin.plan_amendment, caller, number))
 
@@ -991,7 +1147,9 @@ def _amendment_routes(router: APIRouter, ops, run) -> None:
         summary="Replay the decision log against it: every decision that would flip, grouped by clause",
     )
     async def simulate(
-        number: int, request: Request, days: Annotated[int, Query(ge=1, le=3660)] = amendments.DEFAULT_SIMULATION_DAYS
+        number: Number,
+        request: Request,
+        days: Annotated[int, Query(ge=1, le=3660)] = amendments.DEFAULT_SIMULATION_DAYS,
     ) -> Response:
         admin, caller = ops(request)
         return _json(await run(admin.simulate_amendment, caller, number, days))
@@ -1000,7 +1158,7 @@ def _amendment_routes(router: APIRouter, ops, run) -> None:
         _verdict_route(router, ops, run, verdict)
 
     @router.post("/amendments/{number}/withdraw", tags=["amendments"], summary="Withdraw a pending amendment")
-    async def withdraw(number: int, request: Request) -> Response:
+    async def withdraw(number: Number, request: Request) -> Response:
         admin, caller = ops(request)
         return _done(await run(admin.withdraw_amendment, caller, number))
 
@@ -1034,7 +1192,7 @@ def _charter_file_routes(router: APIRouter, ops, run) -> None:
         return _json(await run(admin.list_versions, caller))
 
     @router.get("/charter/versions/{number}", tags=["charter"], summary="One consolidated version, as rendered")
-    async def get_version(number: int, request: Request) -> Response:
+    async def get_version(number: Number, request: Request) -> Response:
         admin, caller = ops(request)
         return _json(await run(admin.get_version, caller, number))
 
@@ -1052,7 +1210,7 @@ def _verdict_route(router: APIRouter, ops, run, verdict: str) -> None:
             }
         },
     )
-    async def decide(number: int, request: Request) -> Response:
+    async def decide(number: Number, request: Request) -> Response:
         admin, caller = ops(request)
         comment = None
         if await request.body():

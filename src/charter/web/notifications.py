@@ -108,7 +108,9 @@ def _event_stream_route(app: FastAPI) -> None:
     )
     async def events(
         request: Request,
-        after: Annotated[int | None, Query(ge=0, description="Send the events after this event id")] = None,
+        after: Annotated[
+            int | None, Query(ge=0, le=MAX_EVENT_ID, description="Send the events after this event id")
+        ] = None,
         once: Annotated[bool, Query(description="Send the events there are, then close")] = False,
         last_event_id: Annotated[str | None, Header(description="Resume after this event id (reconnects)")] = None,
     ) -> Response:
@@ -126,11 +128,14 @@ def _event_stream_route(app: FastAPI) -> None:
         return StreamingResponse(_counted(request.app, frames), media_type="text/event-stream", headers=headers)
 
 
+MAX_EVENT_ID = 2**63 - 1  # what a store's integer holds: a larger one failed in the driver (a 500)
+
+
 async def _start(engine: Engine, last_event_id: str | None, after: int | None) -> int:
     """Where a stream starts: a reconnecting browser sends Last-Event-ID with the URL it first used, so the
     header wins over `after`."""
     if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
+        if not last_event_id.strip().isdigit() or int(last_event_id) > MAX_EVENT_ID:
             raise bad_request("Last-Event-ID must be an event id (a whole number)", "Last-Event-ID")
         return int(last_event_id)
     if after is not None:

@@ -13,17 +13,22 @@ is answered with an error page, never a redirect to the unverified URI.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import time
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
+import orjson
 from authlib.oauth2.rfc6749.errors import AccessDeniedError, OAuth2Error
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from fastapi import APIRouter, FastAPI, Request, Security
 from pydantic import Field
 from starlette.responses import RedirectResponse, Response
 
+from charter import metrics
 from charter.admin import Page
+from charter.auth import lockout
 from charter.oidc import clients as oauth_clients
 from charter.oidc.provider import (
     AUTH_PARAMETERS,
@@ -130,9 +135,30 @@ def _protocol_routes(app: FastAPI, provider: Provider) -> None:
         response.headers["Content-Type"] = "application/jwk-set+json"
         return response
 
+    limiter = lockout.SourceLimiter(*lockout.rate_from_env(TOKEN_RATE_ENVIRONMENT))
+    app.state.token_limiter = limiter
+
     @app.post("/oauth/token", tags=["OpenID Connect"], summary="The token endpoint (RFC 6749)")
     async def token(request: Request) -> Response:
-        return await run_in_thread(provider.token, await Incoming.read(request))
+        incoming = await Incoming.read(request)
+        grant = _grant_label(incoming)
+        keys = _limit_keys(incoming)
+        now = engine.clock.now()
+        metrics.AUTH_ATTEMPTS.labels("token").inc()
+        retry = max((limiter.retry_after(key, now) or 0 for key in keys), default=0)
+        if retry:
+            metrics.AUTH_RATE_LIMITED.labels("token").inc()
+            return _too_many(retry)
+        started = time.perf_counter()
+        response = await run_in_thread(provider.token, incoming)
+        issued = response.status_code == 200
+        metrics.TOKEN_SECONDS.labels(grant, "issued" if issued else "refused").observe(time.perf_counter() - started)
+        if issued:
+            metrics.AUTH_SUCCESSES.labels("token").inc()
+        elif 400 <= response.status_code < 500:
+            for key in keys:
+                limiter.failed(key, now)
+        return response
 
     @app.post("/oauth/introspect", tags=["OpenID Connect"], summary="Token introspection (RFC 7662)")
     async def introspect(request: Request) -> Response:
@@ -309,6 +335,42 @@ def _too_old(auth_time: dt.datetime, data, now: dt.datetime) -> bool:
 
 def _state(request) -> str | None:
     return request.payload.data.get("state")
+
+
+TOKEN_RATE_ENVIRONMENT = "CHARTER_TOKEN_RATE"
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+
+
+def _grant_label(incoming: Incoming) -> str:
+    """The grant type as a metric label: one of the three served, or "other" (the label set stays bounded)."""
+    grant = next((value for key, value in incoming.form if key == "grant_type"), "")
+    return grant if grant in GRANT_TYPES else "other"
+
+
+def _limit_keys(incoming: Incoming) -> list[str]:
+    """What the token endpoint's failures are counted against: the address, and the client when one is named
+    (in the form, or in HTTP Basic credentials), so neither many addresses nor many clients get past it."""
+    keys = [f"address:{incoming.source or 'unknown'}"]
+    client = next((value for key, value in incoming.form if key == "client_id"), None)
+    scheme, _, encoded = incoming.headers.get("authorization", "").partition(" ")
+    if client is None and scheme.lower() == "basic":
+        try:
+            client = unquote(base64.b64decode(encoded.strip(), validate=True).decode().partition(":")[0])
+        except (ValueError, UnicodeDecodeError):
+            client = None
+    if client:
+        keys.append(f"client:{client[:128]}")
+    return keys
+
+
+def _too_many(retry: int) -> Response:
+    body = {"error": "too_many_requests", "error_description": f"too many failed requests; retry in {retry} s"}
+    return Response(
+        orjson.dumps(body),
+        status_code=429,
+        media_type="application/json",
+        headers={"Retry-After": str(retry), "Cache-Control": "no-store"},
+    )
 
 
 def _bearer_error(status: int, error: str, description: str) -> Response:

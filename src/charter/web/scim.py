@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
+from urllib.parse import quote
 
 import anyio
 import orjson
 from fastapi import APIRouter, FastAPI, Request
 from scim2_models import Context, Error, ListResponse, Schema, SCIMException
 from scim2_models import ResourceType as ScimResourceType
+from sqlalchemy.exc import DataError
 from starlette.responses import Response
 
 from charter import admin as admin_ops
@@ -157,7 +159,9 @@ def _answer(body: dict, status: int = 200, headers: dict | None = None) -> Respo
 
 
 def _resource(resource, context: Context, shown, status: int = 200) -> Response:
-    headers = {"ETag": resource.meta.version, "Location": resource.meta.location}
+    # A header is Latin-1: a name such as "熸" would fail to encode (a 500), so the Location is percent-encoded.
+    location = quote(resource.meta.location, safe=":/?#[]@!$&'()*+,;=%")
+    headers = {"ETag": resource.meta.version, "Location": location}
     return _answer(resource.model_dump(scim_ctx=context, response_parameters=shown), status, headers)
 
 
@@ -213,5 +217,8 @@ def _scim_errors(route: Callable[..., Awaitable[Response]]) -> Callable[..., Awa
             return _error(409, str(error), "uniqueness" if "duplicate" in str(error) else None)
         except admin_ops.Invalid as error:
             return _error(400, str(error), "invalidValue")
+        except DataError as error:  # a value the store cannot hold (a NUL character on PostgreSQL)
+            cause = str(error.orig or "").splitlines()[0][:200] if error.orig else "a value was refused"
+            return _error(400, f"the store cannot hold a value of this request: {cause}", "invalidValue")
 
     return answer

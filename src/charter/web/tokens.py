@@ -24,6 +24,7 @@ from starlette.responses import Response
 
 from charter.audit.trail import REQUEST_ID
 from charter.clients import Caller
+from charter.metrics import DECISIONS
 from charter.oidc.verify import InvalidToken, VerifiedToken, claimed
 from charter.policy.decision import Basis, Decision
 from charter.web import authzen
@@ -169,7 +170,9 @@ async def evaluate(engine, record, caller: Caller, body: Mapping, many: bool) ->
     results, logged, keep = [], [], False
     for i, (evaluation, refused) in enumerate(evaluations):
         if refused is None:
-            decision = snapshot.evaluate(authzen.to_request(evaluation, f"evaluations[{i}]" if items else ""))
+            decision = DECISIONS.evaluate(
+                snapshot, authzen.to_request(evaluation, f"evaluations[{i}]" if items else "")
+            )
         else:
             authzen.to_request(evaluation, f"evaluations[{i}]" if items else "")  # the other fields must be sound
             decision = refused_decision(snapshot, refused)
